@@ -1,0 +1,1 @@
+"""The privacy pipeline: pure stream stages (tag, gate, anonymize, route) and the worker."""

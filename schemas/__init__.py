@@ -1,0 +1,1 @@
+"""Avro schemas, their pydantic models and the wire codec: the single source of truth for data."""
