@@ -1,0 +1,97 @@
+"""The one place that provides a real Kafka broker to the integration tests.
+
+Order: KAFKA_BOOTSTRAP_SERVERS if set; else testcontainers' Kafka module when a
+Docker engine answers; else the project's own local KRaft broker started from
+the official jars. A broker that cannot be had fails the run; it is never
+skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.config import KafkaSettings, load_settings
+from ingest.topics import ROLES, TopicSet, load_topic_set
+from ingest.transport import Transport, make_transport
+
+TEST_PARTITIONS = 3
+
+
+def _docker_answers() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        done = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a real Kafka broker for the whole session."""
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        yield given
+        return
+    if os.environ.get("CONSENTGATE_TEST_DOCKER", "1") == "1" and _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    from ingest.broker import LocalBroker
+
+    run_dir = tmp_path_factory.mktemp("kafka")
+    broker = LocalBroker(run_dir=Path(run_dir))
+    try:
+        bootstrap = broker.start()
+    except Exception as exc:  # the run must fail loudly, never skip
+        pytest.fail(f"no Kafka broker for the integration tests: {exc}", pytrace=False)
+    try:
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """Settings for the session broker with the default client."""
+    return load_settings(bootstrap_servers=kafka_bootstrap)
+
+
+@pytest.fixture(scope="session")
+def transport(kafka_settings: KafkaSettings) -> Transport:
+    """The default transport for the session broker."""
+    return make_transport(kafka_settings)
+
+
+@pytest.fixture
+def topic_set(transport: Transport) -> Iterator[TopicSet]:
+    """A fresh, uuid-prefixed set of every pipeline topic, created for one test."""
+    topics = load_topic_set(prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=TEST_PARTITIONS)
+    admin = transport.admin()
+    try:
+        admin.create_topics(topics.specs[r] for r in ROLES)
+        yield topics
+        admin.delete_topics(topics.specs[r].name for r in ROLES)
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def group_id() -> str:
+    """A fresh consumer group id for one test."""
+    return f"g-{uuid.uuid4().hex[:12]}"
