@@ -1,0 +1,490 @@
+"""The default transport: kafka-python (pure Python), mapped to the project's vocabulary."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import kafka
+import kafka.errors as kerr
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ConfigResource,
+    ConfigResourceType,
+    KafkaAdminClient,
+    ResourcePattern,
+    ResourceType,
+)
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+from kafka.structs import TopicPartition as KTP
+
+from ingest.config import KafkaSettings
+from ingest.errors import ConfigError, DeliveryError, TransportError
+from ingest.transport.base import (
+    AclSpec,
+    BrokerInfo,
+    ConsumerOptions,
+    Headers,
+    Message,
+    PartitionsCallback,
+    ProducerOptions,
+    TopicInfo,
+    TopicPartition,
+    TopicSpec,
+)
+from ingest.transport.errors import FencedError, TransactionError, map_error
+
+log = logging.getLogger(__name__)
+
+_COMPRESSION = {"none": None, "lz4": "lz4", "gzip": "gzip", "snappy": "snappy", "zstd": "zstd"}
+
+
+def _common(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection settings shared by every client."""
+    conf: dict[str, Any] = {
+        "bootstrap_servers": settings.require_bootstrap().split(","),
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+        "bootstrap_timeout_ms": 10_000,
+    }
+    if settings.security_protocol.startswith("SASL"):
+        conf["sasl_mechanism"] = settings.sasl_mechanism
+        conf["sasl_plain_username"] = settings.sasl_username
+        assert settings.sasl_password is not None
+        conf["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return conf
+
+
+class _Delivery:
+    """Delivery handle wrapping kafka-python's future."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def result(self, timeout_s: float | None = None) -> tuple[int, int]:
+        try:
+            meta = self._future.get(timeout=timeout_s)
+        except kerr.KafkaError as exc:
+            raise DeliveryError(f"record not delivered: {type(exc).__name__}") from exc
+        return int(meta.partition), int(meta.offset)
+
+    def done(self) -> bool:
+        return bool(self._future.is_done)
+
+
+class KafkaPythonProducer:
+    """Idempotent, acks=all producer; transactional when given a transactional id."""
+
+    def __init__(self, settings: KafkaSettings, options: ProducerOptions) -> None:
+        conf = _common(settings)
+        conf.update(
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=options.linger_ms,
+            batch_size=options.batch_size,
+            compression_type=_COMPRESSION[options.compression],
+            delivery_timeout_ms=options.delivery_timeout_ms,
+            request_timeout_ms=options.request_timeout_ms,
+            max_in_flight_requests_per_connection=options.max_in_flight,
+            retries=2**31 - 1,
+        )
+        if options.transactional_id:
+            conf["transactional_id"] = options.transactional_id
+            conf["transaction_timeout_ms"] = options.transaction_timeout_ms
+        try:
+            self._p = kafka.KafkaProducer(**conf)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "cannot connect producer") from exc
+        except (RuntimeError, ValueError, AssertionError) as exc:  # bad settings
+            raise ConfigError(f"invalid producer settings: {exc}") from exc
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._first_failure: str | None = None
+
+    def _on_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._first_failure is None:
+                self._first_failure = type(exc).__name__
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> _Delivery:
+        try:
+            future = self._p.send(
+                topic, value=value, key=key, headers=headers or None, partition=partition
+            )
+        except kerr.KafkaError as exc:
+            self._on_error(exc)
+            raise map_error(exc, f"send to {topic} failed") from exc
+        future.add_errback(self._on_error)
+        return _Delivery(future)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        try:
+            self._p.flush(timeout=timeout_s)
+        except kerr.KafkaError as exc:
+            raise DeliveryError(f"flush did not complete: {type(exc).__name__}") from exc
+        self._raise_failures()
+
+    def _raise_failures(self) -> None:
+        with self._lock:
+            failures, first = self._failures, self._first_failure
+            self._failures, self._first_failure = 0, None
+        if failures:
+            raise DeliveryError(
+                f"{failures} record(s) not delivered (first error: {first})", failed=failures
+            )
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        try:
+            self._p.close(timeout=timeout_s)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "producer close failed") from exc
+
+    def init_transactions(self, timeout_s: float = 60.0) -> None:
+        try:
+            self._p.init_transactions()
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "init_transactions failed") from exc
+
+    def begin_transaction(self) -> None:
+        try:
+            self._p.begin_transaction()
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "begin_transaction failed") from exc
+
+    def send_offsets_to_transaction(
+        self, offsets: Mapping[TopicPartition, int], group_metadata: Any
+    ) -> None:
+        converted = {
+            KTP(tp.topic, tp.partition): OffsetAndMetadata(off, "", -1)
+            for tp, off in offsets.items()
+        }
+        try:
+            self._p.send_offsets_to_transaction(converted, group_metadata)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "send_offsets_to_transaction failed") from exc
+
+    def commit_transaction(self) -> None:
+        try:
+            self._p.commit_transaction()
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "commit_transaction failed") from exc
+        self._raise_failures()
+
+    def abort_transaction(self) -> None:
+        with self._lock:
+            self._failures, self._first_failure = 0, None
+        try:
+            self._p.abort_transaction()
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "abort_transaction failed") from exc
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Adapts the project's two callbacks to kafka-python's listener class."""
+
+    def __init__(self, on_assign: PartitionsCallback | None, on_revoke: PartitionsCallback | None):
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+
+    def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
+        if self._on_revoke:
+            self._on_revoke([TopicPartition(tp.topic, tp.partition) for tp in revoked])
+
+    def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
+        if self._on_assign:
+            self._on_assign([TopicPartition(tp.topic, tp.partition) for tp in assigned])
+
+
+class KafkaPythonConsumer:
+    """Batch consumer with auto-commit off."""
+
+    def __init__(self, settings: KafkaSettings, options: ConsumerOptions) -> None:
+        conf = _common(settings)
+        conf.update(
+            group_id=options.group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed" if options.read_committed else "read_uncommitted",
+            auto_offset_reset="earliest" if options.from_beginning else "latest",
+            max_poll_records=options.max_poll_records,
+            fetch_max_wait_ms=options.fetch_max_wait_ms,
+            fetch_min_bytes=options.fetch_min_bytes,
+            max_partition_fetch_bytes=options.max_partition_fetch_bytes,
+            session_timeout_ms=options.session_timeout_ms,
+            heartbeat_interval_ms=options.heartbeat_interval_ms,
+            max_poll_interval_ms=options.max_poll_interval_ms,
+        )
+        try:
+            self._c = kafka.KafkaConsumer(**conf)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "cannot connect consumer") from exc
+        except (RuntimeError, ValueError, AssertionError) as exc:  # bad settings
+            raise ConfigError(f"invalid consumer settings: {exc}") from exc
+
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+    ) -> None:
+        self._c.subscribe(topics=list(topics), listener=_Listener(on_assign, on_revoke))
+
+    def assign(self, partitions: Sequence[TopicPartition]) -> None:
+        self._c.assign([KTP(tp.topic, tp.partition) for tp in partitions])
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(tp.topic, tp.partition) for tp in self._c.assignment()}
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        try:
+            batches = self._c.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "poll failed") from exc
+        out: list[Message] = []
+        append = out.append
+        for records in batches.values():
+            for r in records:
+                append(
+                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)
+                )
+        return out
+
+    def partitions_for(self, topic: str) -> list[int]:
+        try:
+            parts = self._c.partitions_for_topic(topic)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, f"metadata for {topic} failed") from exc
+        if not parts:
+            raise TransportError(f"topic {topic} does not exist")
+        return sorted(parts)
+
+    def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        try:
+            got = self._c.end_offsets([KTP(tp.topic, tp.partition) for tp in partitions])
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "end_offsets failed") from exc
+        return {TopicPartition(tp.topic, tp.partition): int(off) for tp, off in got.items()}
+
+    def beginning_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        try:
+            got = self._c.beginning_offsets([KTP(tp.topic, tp.partition) for tp in partitions])
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "beginning_offsets failed") from exc
+        return {TopicPartition(tp.topic, tp.partition): int(off) for tp, off in got.items()}
+
+    def position(self, partition: TopicPartition) -> int:
+        try:
+            return int(self._c.position(KTP(partition.topic, partition.partition)))
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "position failed") from exc
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._c.seek(KTP(partition.topic, partition.partition), offset)
+
+    def committed(self, partition: TopicPartition) -> int | None:
+        try:
+            got = self._c.committed(KTP(partition.topic, partition.partition))
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "committed failed") from exc
+        return None if got is None else int(got)
+
+    def group_metadata(self) -> Any:
+        return self._c.group_metadata()
+
+    def close(self) -> None:
+        try:
+            self._c.close(autocommit=False)
+        except kerr.KafkaError as exc:
+            log.warning("consumer close failed", extra={"error": type(exc).__name__})
+
+
+_ACL_OPS = {
+    "all": ACLOperation.ALL,
+    "read": ACLOperation.READ,
+    "write": ACLOperation.WRITE,
+    "create": ACLOperation.CREATE,
+    "describe": ACLOperation.DESCRIBE,
+    "describe_configs": ACLOperation.DESCRIBE_CONFIGS,
+    "idempotent_write": ACLOperation.IDEMPOTENT_WRITE,
+    "alter": ACLOperation.ALTER,
+    "delete": ACLOperation.DELETE,
+}
+_PATTERN = {True: ACLResourcePatternType.PREFIXED, False: ACLResourcePatternType.LITERAL}
+_RESOURCES = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactional_id": ResourceType.TRANSACTIONAL_ID,
+    "cluster": ResourceType.CLUSTER,
+}
+
+
+class KafkaPythonAdmin:
+    """Topic, broker and ACL administration."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        try:
+            self._a = KafkaAdminClient(**_common(settings))
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "cannot connect admin client") from exc
+
+    def create_topics(self, specs: Iterable[TopicSpec]) -> dict[str, bool]:
+        wanted = list(specs)
+        existing = set(self.list_topics())
+        result = {s.name: False for s in wanted if s.name in existing}
+        missing = {
+            s.name: {
+                "num_partitions": s.partitions,
+                "replication_factor": s.replication,
+                "configs": dict(s.configs),
+            }
+            for s in wanted
+            if s.name not in existing
+        }
+        for name, data in missing.items():
+            try:
+                self._a.create_topics({name: data})
+                result[name] = True
+            except kerr.TopicAlreadyExistsError:
+                result[name] = False
+            except kerr.KafkaError as exc:
+                raise map_error(exc, f"cannot create topic {name}") from exc
+        if missing:
+            try:
+                self._a.wait_for_topics(list(missing), timeout_ms=30_000)
+            except kerr.KafkaError as exc:
+                raise map_error(exc, "created topics did not appear") from exc
+        return result
+
+    def describe_topics(self, names: Iterable[str]) -> dict[str, TopicInfo]:
+        wanted = list(names)
+        present = set(self.list_topics())
+        wanted = [n for n in wanted if n in present]
+        if not wanted:
+            return {}
+        try:
+            meta = self._a.describe_topics(wanted)
+            conf = self._a.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, n) for n in wanted],
+                config_filter="all",
+            )
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "describe topics failed") from exc
+        topic_confs = _topic_configs(conf)
+        out: dict[str, TopicInfo] = {}
+        for t in meta:
+            parts = t.get("partitions") or []
+            replication = len(parts[0].get("replica_nodes", [])) if parts else 0
+            out[t["name"]] = TopicInfo(
+                name=t["name"],
+                partitions=len(parts),
+                replication=replication,
+                configs=topic_confs.get(t["name"], {}),
+            )
+        return out
+
+    def list_topics(self) -> list[str]:
+        try:
+            return sorted(self._a.list_topics())
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "list topics failed") from exc
+
+    def delete_topics(self, names: Iterable[str]) -> None:
+        try:
+            self._a.delete_topics(list(names))
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "delete topics failed") from exc
+
+    def brokers(self) -> list[BrokerInfo]:
+        try:
+            cluster = self._a.describe_cluster()
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "describe cluster failed") from exc
+        return [
+            BrokerInfo(
+                node_id=int(b.get("broker_id", b.get("node_id", -1))),
+                host=str(b.get("host")),
+                port=int(b.get("port", 0)),
+                rack=b.get("rack") or None,
+            )
+            for b in cluster.get("brokers", [])
+        ]
+
+    def create_acls(self, acls: Iterable[AclSpec]) -> None:
+        items = [
+            ACL(
+                principal=a.principal,
+                host="*",
+                operation=_ACL_OPS[a.operation],
+                permission_type=ACLPermissionType.ALLOW,
+                resource_pattern=ResourcePattern(
+                    _RESOURCES[a.resource_type],
+                    a.name,
+                    _PATTERN[a.prefixed],
+                ),
+            )
+            for a in acls
+        ]
+        try:
+            result = self._a.create_acls(items)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "create ACLs failed") from exc
+        failed = result.get("failed", []) if isinstance(result, dict) else []
+        if failed:
+            raise TransportError(f"{len(failed)} ACL(s) could not be created")
+
+    def close(self) -> None:
+        self._a.close()
+
+
+def _topic_configs(conf: Any) -> dict[str, dict[str, str]]:
+    """Flatten kafka-python's describe_configs answer to {topic: {key: value}}."""
+    out: dict[str, dict[str, str]] = {}
+    if isinstance(conf, dict):
+        for by_name in conf.values():
+            if not isinstance(by_name, dict):
+                continue
+            for name, entries in by_name.items():
+                flat: dict[str, str] = {}
+                for key, data in (entries or {}).items():
+                    value = data.get("value") if isinstance(data, dict) else data
+                    if value is not None:
+                        flat[str(key)] = str(value)
+                out[str(name)] = flat
+    return out
+
+
+class KafkaPythonTransport:
+    """Builds kafka-python clients for one cluster; constructors make no network calls."""
+
+    name = "kafka-python"
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.bootstrap_servers = settings.bootstrap_servers or ""
+
+    def producer(self, options: ProducerOptions | None = None) -> KafkaPythonProducer:
+        return KafkaPythonProducer(self.settings, options or ProducerOptions())
+
+    def consumer(self, options: ConsumerOptions | None = None) -> KafkaPythonConsumer:
+        return KafkaPythonConsumer(self.settings, options or ConsumerOptions())
+
+    def admin(self) -> KafkaPythonAdmin:
+        return KafkaPythonAdmin(self.settings)
+
+
+__all__ = ["FencedError", "KafkaPythonTransport", "TransactionError"]
