@@ -1,0 +1,90 @@
+"""`consentgate publish FILE|-`: validated JSON lines to the raw topics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
+from ingest.errors import DeliveryError, PublishError, UsageError
+from ingest.progress import Progress
+from ingest.publisher import Publisher
+from schemas.errors import EncodeError
+
+NAME = "publish"
+HELP = "publish JSON lines (one event each, typed by an event_type field) to the raw topics"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the input file argument and connection options."""
+    parser.add_argument("file", metavar="FILE", help="JSON lines file, or - for standard input")
+    add_connection_args(parser)
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """`field: reason` for each problem, without the offending values."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+@contextmanager
+def _open(path: str) -> Iterator[TextIO]:
+    if path == "-":
+        yield sys.stdin
+        return
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            yield handle
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Publish every valid line; report each bad one; exit 1 if any was rejected."""
+    publisher = Publisher(transport_from_args(args), topics_from_args(args))
+    published = rejected = undelivered = 0
+    progress = Progress("publish")
+    with _open(args.file) as lines:
+        try:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                    if not isinstance(data, dict):
+                        raise PublishError("not a JSON object")
+                    publisher.publish(data)
+                    published += 1
+                except json.JSONDecodeError as exc:
+                    rejected += 1
+                    print(f"line {number}: invalid JSON: {exc.msg}", file=sys.stderr)
+                except ValidationError as exc:
+                    rejected += 1
+                    print(f"line {number}: {describe_validation(exc)}", file=sys.stderr)
+                except (PublishError, EncodeError) as exc:
+                    rejected += 1
+                    print(f"line {number}: {exc}", file=sys.stderr)
+                progress.advance()
+        finally:
+            progress.close()
+            try:
+                publisher.close()
+            except DeliveryError as exc:
+                undelivered = exc.failed
+                print(f"delivery failed: {exc}", file=sys.stderr)
+    delivered = published - undelivered
+    print(
+        f"published {delivered}, rejected {rejected}, undelivered {undelivered}",
+        file=sys.stderr,
+    )
+    return 1 if rejected or undelivered else 0
