@@ -1,0 +1,58 @@
+"""The shape every recognizer shares: a regex, a validator beside it, and a cheap prefilter."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+# A digit-based identifier cannot start or end inside a run of ASCII letters or digits.
+# ASCII only on purpose: CJK characters are `\w` in Python and often sit right beside
+# a phone number ("手机号13800138000"), which must still be found.
+NOT_AFTER_ALNUM = r"(?<![0-9A-Za-z])"
+NOT_BEFORE_ALNUM = r"(?![0-9A-Za-z])"
+DIGITS = "0123456789"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One span of personal data: where it is, what it is, how specific the recognizer is."""
+
+    start: int
+    end: int
+    entity: str
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recognizer:
+    """A pattern whose matches a validator confirms (and names), as Presidio's PatternRecognizer.
+
+    `check` receives the match (its `.string` is the whole text, for context) and returns
+    the entity to report, or None to reject the match. When a pattern has a group named
+    `value`, only that group is reported, so a label such as `idfa=` stays readable.
+    Two cheap gates run first: a text holding none of the characters of `triggers`
+    (when given) cannot hold this entity, nor can a text `prefilter` does not match.
+    """
+
+    entity: str
+    patterns: tuple[re.Pattern[str], ...]
+    check: Callable[[re.Match[str]], str | None]
+    prefilter: re.Pattern[str]
+    priority: int
+    triggers: str = ""
+
+    def find(self, text: str) -> Iterator[Finding]:
+        """Yield every validated finding of this recognizer in `text`."""
+        if self.triggers and not any(char in text for char in self.triggers):
+            return
+        if self.prefilter.search(text) is None:
+            return
+        for pattern in self.patterns:
+            has_value_group = "value" in pattern.groupindex
+            for match in pattern.finditer(text):
+                entity = self.check(match)
+                if entity is None:
+                    continue
+                start, end = match.span("value") if has_value_group else match.span()
+                yield Finding(start, end, entity, self.priority)

@@ -1,0 +1,36 @@
+"""E-mail addresses, also percent-encoded in URLs (`alice%40example.com`).
+
+The domain must end in an alphabetic top-level label, so `pkg@1.2.3` and
+`user@localhost` are not addresses; image scale suffixes (`icon@2x.png`) are not either.
+"""
+
+from __future__ import annotations
+
+import re
+
+from consumers.recognizers.base import Recognizer
+
+_PATTERN = re.compile(
+    r"(?<![0-9A-Za-z._%+-])(?:[0-9A-Za-z._+-]|%(?!40)[0-9A-Fa-f]{2})+(?:@|%40)"
+    r"(?P<domain>[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?"
+    r"(?:\.[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?)*\.[A-Za-z]{2,24})"
+    r"(?![0-9A-Za-z-])"
+)
+_PREFILTER = re.compile(r"@|%40")
+_SCALE_SUFFIX = re.compile(r"\d+(?:\.\d+)?x\.")
+
+
+def _check(match: re.Match[str]) -> str | None:
+    if _SCALE_SUFFIX.match(match.group("domain")):
+        return None
+    return "EMAIL"
+
+
+EMAIL = Recognizer(
+    entity="EMAIL",
+    patterns=(_PATTERN,),
+    check=_check,
+    prefilter=_PREFILTER,
+    priority=80,
+    triggers="@%",
+)
