@@ -1,0 +1,413 @@
+"""The anonymization stage (SPEC section 7): a consented raw event in, an analyst record out.
+
+The validated policy is compiled once into a list of small per-field functions; each
+reads the raw event and writes its output field, and returns a reason code when an odd
+input value (wrong type, out of range, malformed URL) had to become None. No rule is
+looked up per record. The output gets a fresh random `anon_id` (never derived from the
+event or user id), `generalization_level` 0, `time_granularity` HOUR and the policy version.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import random
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+import pygeohash
+
+from consumers.anonymization_config import (
+    AnonymizationPolicy,
+    BucketRule,
+    CountRule,
+    DropRule,
+    GeohashRule,
+    HourRule,
+    IpPrefixRule,
+    KeepRule,
+    MajorMinorRule,
+    Rule,
+    ScrubRule,
+    TopcodeRule,
+    UrlTemplateRule,
+    avro_field_types,
+    rule_output,
+)
+from consumers.url_template import url_template
+from schemas.errors import ConsentgateError
+from schemas.fields import field_tags
+
+HOUR_MS = 3_600_000
+LONG_MIN = -(2**63)
+EXTRA_QI_FIELDS = ("ip_prefix",)
+"""Output fields that join the quasi-identifier tuple when a rule fills them."""
+
+
+class AnonymizationError(ConsentgateError):
+    """A record could not be anonymized; `reason` is a short code, never a value."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ScrubOutcome(Protocol):
+    """What a scrubber returns: the cleaned text and counts of personal data found per type."""
+
+    @property
+    def text(self) -> str:
+        """The text with personal data replaced by type tokens."""
+        ...
+
+    @property
+    def found(self) -> Mapping[str, int]:
+        """How many spans of each type were replaced."""
+        ...
+
+
+Scrubber = Callable[[str], ScrubOutcome]
+Event = Mapping[str, Any]
+FieldFn = Callable[[Event, dict[str, Any], dict[str, int]], str | None]
+"""Reads the event, writes its output field (pre-set to None), counts scrubbed data,
+returns a reason code when an odd value was turned into None."""
+
+
+@dataclass(slots=True)
+class AnonResult:
+    """An anonymized record, its quasi-identifier tuple, the data scrubbed and nulled fields."""
+
+    record: dict[str, Any]
+    qi: tuple[Any, ...]
+    pii_found: dict[str, int]
+    issues: dict[str, str]
+    """Output field -> reason code, for fields nulled because the input value was odd."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """One schema's compiled rules."""
+
+    output_schema: str
+    template: dict[str, Any]
+    steps: tuple[tuple[str, FieldFn], ...]
+    required: tuple[str, ...]
+    qi_fields: tuple[str, ...]
+
+
+def _number(value: Any) -> float | int | None:
+    """`value` if it is a plain int or a finite float (not a bool), else None."""
+    kind = type(value)
+    if kind is int:
+        return int(value)
+    if kind is float and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _odd(value: Any) -> str | None:
+    """Reason code for a value that could not be used: None when it was simply absent."""
+    return None if value is None else "invalid"
+
+
+def _compile_keep(name: str, rule: KeepRule, output: str, scrubber: Scrubber) -> FieldFn:
+    def keep(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        out[output] = event.get(name)
+        return None
+
+    return keep
+
+
+def _compile_hour(name: str, rule: HourRule, output: str, scrubber: Scrubber) -> FieldFn:
+    def hour(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        value = event.get(name)
+        if type(value) is not int:
+            return _odd(value)
+        truncated = value - value % HOUR_MS
+        if truncated < LONG_MIN:
+            return "out_of_range"
+        out[output] = truncated
+        return None
+
+    return hour
+
+
+_MAJOR_MINOR = re.compile(r"(?<![\d.])(\d{1,4})(?:\.(\d{1,4}))?(?![\d])")
+
+
+@lru_cache(maxsize=4096)
+def major_minor(version: str) -> str | None:
+    """`major.minor` of a version string ("14.2.1" -> "14.2", "Android 13" -> "13")."""
+    match = _MAJOR_MINOR.search(version)
+    if match is None:
+        return None
+    major, minor = match.groups()
+    return str(int(major)) if minor is None else f"{int(major)}.{int(minor)}"
+
+
+def _compile_major_minor(
+    name: str, rule: MajorMinorRule, output: str, scrubber: Scrubber
+) -> FieldFn:
+    def generalize(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        value = event.get(name)
+        if not isinstance(value, str):
+            return _odd(value)
+        result = major_minor(value)
+        out[output] = result
+        return "unparseable" if result is None else None
+
+    return generalize
+
+
+def ip_prefix(address: str, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> str | None:
+    """The network of an IP address ("203.0.113.7" -> "203.0.113.0/24"), None if malformed."""
+    try:
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+            address.strip().split("%", 1)[0]
+        )
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    bits = ipv4_prefix if addr.version == 4 else ipv6_prefix
+    return str(ipaddress.ip_network((addr, bits), strict=False))
+
+
+def _compile_ip(name: str, rule: IpPrefixRule, output: str, scrubber: Scrubber) -> FieldFn:
+    v4, v6 = rule.ipv4_prefix, rule.ipv6_prefix
+
+    def generalize(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        value = event.get(name)
+        if not isinstance(value, str):
+            return _odd(value)
+        result = ip_prefix(value, v4, v6)
+        out[output] = result
+        return "malformed_ip" if result is None else None
+
+    return generalize
+
+
+def _compile_geohash(name: str, rule: GeohashRule, output: str, scrubber: Scrubber) -> FieldFn:
+    longitude, precision, encode = rule.longitude, rule.precision, pygeohash.encode
+
+    def generalize(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        raw_lat, raw_lon = event.get(name), event.get(longitude)
+        if raw_lat is None or raw_lon is None:
+            return None if raw_lat is raw_lon else "incomplete"
+        lat, lon = _number(raw_lat), _number(raw_lon)
+        if lat is None or lon is None:
+            return "invalid"
+        try:
+            out[output] = encode(float(lat), float(lon), precision)
+        except ValueError:
+            return "out_of_range"
+        return None
+
+    return generalize
+
+
+def _compile_bucket(name: str, rule: BucketRule, output: str, scrubber: Scrubber) -> FieldFn:
+    edges, labels = tuple(rule.edges), tuple(rule.labels)
+    lower = -math.inf if rule.lower is None else rule.lower
+    upper = math.inf if rule.upper is None else rule.upper
+    combine = min if rule.combine == "min" else max
+    names = (name, *rule.also)
+
+    def bucket(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        value: float | int | None = None
+        for part in names:
+            raw = event.get(part)
+            number = _number(raw)
+            if number is None:
+                if raw is not None:
+                    return "invalid"
+                return None if all(event.get(p) is None for p in names) else "incomplete"
+            value = number if value is None else combine(value, number)
+        assert value is not None
+        if not lower <= value <= upper:
+            return "out_of_range"
+        out[output] = labels[bisect_right(edges, value)]
+        return None
+
+    return bucket
+
+
+def _compile_count(name: str, rule: CountRule, output: str, scrubber: Scrubber) -> FieldFn:
+    top = rule.top
+
+    def count(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        value = event.get(name)
+        if not isinstance(value, list | tuple):
+            return _odd(value)
+        out[output] = min(len(value), top)
+        return None
+
+    return count
+
+
+def _compile_topcode(name: str, rule: TopcodeRule, output: str, scrubber: Scrubber) -> FieldFn:
+    bottom, top = rule.bottom, rule.top
+
+    def topcode(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        raw = event.get(name)
+        value = _number(raw)
+        if value is None:
+            return _odd(raw)
+        clamped = min(max(value, bottom), top)
+        out[output] = int(clamped) if isinstance(value, int) else float(clamped)
+        return None
+
+    return topcode
+
+
+def _scrub_into(scrubber: Scrubber, text: str, pii: dict[str, int]) -> str:
+    """Scrub `text`, adding the counts of what was found to `pii`."""
+    outcome = scrubber(text)
+    for kind, found in outcome.found.items():
+        pii[kind] = pii.get(kind, 0) + found
+    return outcome.text
+
+
+def _compile_scrub(name: str, rule: ScrubRule, output: str, scrubber: Scrubber) -> FieldFn:
+    def scrub(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        value = event.get(name)
+        if not isinstance(value, str):
+            return _odd(value)
+        out[output] = _scrub_into(scrubber, value, pii)
+        return None
+
+    return scrub
+
+
+def _compile_url(name: str, rule: UrlTemplateRule, output: str, scrubber: Scrubber) -> FieldFn:
+    also_scrub = rule.scrub
+
+    def template(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        value = event.get(name)
+        if not isinstance(value, str):
+            return _odd(value)
+        result = url_template(value)
+        if result is None:
+            return "malformed_url"
+        out[output] = _scrub_into(scrubber, result, pii) if also_scrub else result
+        return None
+
+    return template
+
+
+_COMPILERS: dict[type, Callable[[str, Any, str, Scrubber], FieldFn]] = {
+    KeepRule: _compile_keep,
+    HourRule: _compile_hour,
+    MajorMinorRule: _compile_major_minor,
+    IpPrefixRule: _compile_ip,
+    GeohashRule: _compile_geohash,
+    BucketRule: _compile_bucket,
+    CountRule: _compile_count,
+    TopcodeRule: _compile_topcode,
+    ScrubRule: _compile_scrub,
+    UrlTemplateRule: _compile_url,
+}
+"""Rule type -> compiler. A new action is one compiler plus one line here."""
+
+
+def _compile(schema_name: str, policy: AnonymizationPolicy, scrubber: Scrubber) -> _Compiled:
+    """Compile one schema's rules into per-field functions and a record template."""
+    schema_policy = policy.schemas[schema_name]
+    output_types = avro_field_types(schema_policy.output, schema_policy.output_version)
+    template: dict[str, Any] = dict.fromkeys(output_types)
+    template.update(time_granularity="HOUR", generalization_level=0, policy_version=policy.version)
+    steps: list[tuple[str, FieldFn]] = []
+    rule: Rule
+    for name, rule in schema_policy.fields.items():
+        if isinstance(rule, DropRule):
+            continue
+        output = rule_output(name, rule)
+        assert output is not None  # only drop rules have no output
+        steps.append((output, _COMPILERS[type(rule)](name, rule, output, scrubber)))
+    required = tuple(
+        name
+        for name, avro_type in output_types.items()
+        if not (isinstance(avro_type, list) and "null" in avro_type)
+    )
+    tags = field_tags(schema_policy.output, schema_policy.output_version)
+    written = {output for output, _ in steps}
+    qi = [name for name, tag in tags.items() if tag.quasi_identifier]
+    qi.extend(name for name in EXTRA_QI_FIELDS if name in written and name not in qi)
+    return _Compiled(
+        output_schema=schema_policy.output,
+        template=template,
+        steps=tuple(steps),
+        required=required,
+        qi_fields=tuple(qi),
+    )
+
+
+class Anonymizer:
+    """Turns consented raw events into anonymized records by a compiled, validated policy."""
+
+    def __init__(
+        self,
+        policy: AnonymizationPolicy,
+        scrubber: Scrubber,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.policy_version = policy.version
+        self._rng = rng
+        self._compiled = {name: _compile(name, policy, scrubber) for name in policy.schemas}
+
+    def output_schema(self, schema_name: str) -> str:
+        """Name of the output schema that `schema_name` events are anonymized into."""
+        return self._lookup(schema_name).output_schema
+
+    def qi_fields(self, schema_name: str) -> tuple[str, ...]:
+        """Names of the output fields forming the quasi-identifier tuple, in tuple order."""
+        return self._lookup(schema_name).qi_fields
+
+    def anonymize(self, schema_name: str, event: Event) -> AnonResult:
+        """Anonymize one event; odd values become None, noted in `issues`.
+
+        Raises AnonymizationError only for an unknown schema or when a required output
+        field (e.g. event_hour) cannot be produced, which decoded events never cause.
+        """
+        compiled = self._lookup(schema_name)
+        out = compiled.template.copy()
+        out["anon_id"] = self._new_id()
+        pii: dict[str, int] = {}
+        issues: dict[str, str] = {}
+        for output, step in compiled.steps:
+            try:
+                issue = step(event, out, pii)
+            except Exception:  # a scrubber or library failure must not leak the value
+                out[output] = None
+                issue = "failed"
+            if issue is not None:
+                issues[output] = issue
+        for name in compiled.required:
+            if out[name] is None:
+                raise AnonymizationError(
+                    f"{schema_name}: required output field {name!r} could not be produced "
+                    f"({issues.get(name, 'missing')})",
+                    reason="required_field_missing",
+                )
+        qi = tuple(out[name] for name in compiled.qi_fields)
+        return AnonResult(record=out, qi=qi, pii_found=pii, issues=issues)
+
+    def _new_id(self) -> str:
+        raw = bytearray(os.urandom(16) if self._rng is None else self._rng.randbytes(16))
+        raw[6] = raw[6] & 0x0F | 0x40  # version 4
+        raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+        h = raw.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def _lookup(self, schema_name: str) -> _Compiled:
+        try:
+            return self._compiled[schema_name]
+        except KeyError:
+            raise AnonymizationError(
+                f"no anonymization rules for schema {schema_name!r}", reason="unknown_schema"
+            ) from None
