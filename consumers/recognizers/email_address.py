@@ -1,7 +1,8 @@
 """E-mail addresses, also percent-encoded in URLs (`alice%40example.com`).
 
 The domain must end in an alphabetic top-level label, so `pkg@1.2.3` and
-`user@localhost` are not addresses; image scale suffixes (`icon@2x.png`) are not either.
+`user@localhost` are not addresses; image scale suffixes (`icon@2x.png`) are not
+either, while a real domain such as `0x.com` is.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ _PATTERN = re.compile(
     r"(?![0-9A-Za-z-])"
 )
 _PREFILTER = re.compile(r"@|%40")
-_SCALE_SUFFIX = re.compile(r"\d+(?:\.\d+)?x\.")
+_SCALE_SUFFIX = re.compile(r"\d+(?:\.\d+)?x\.(?:png|jpe?g|gif|webp|svg|avif)$", re.IGNORECASE)
 
 
 def _check(match: re.Match[str]) -> str | None:

@@ -214,3 +214,8 @@ def test_text_without_findings_is_returned_as_the_same_object(text: str) -> None
         assert result.text is text
     else:
         assert result.text != text
+
+
+def test_email_at_a_domain_that_looks_like_a_scale_suffix_is_still_scrubbed() -> None:
+    assert scrub("mail 0@0x.com now").text == "mail <EMAIL> now"
+    assert scrub("icon@2x.png").text == "icon@2x.png"
