@@ -185,6 +185,12 @@ class ConsentTable:
             self.cancelled_count += 1
         return True
 
+    def forget(self, user_id: str) -> None:
+        """Fail closed on an unreadable record: the user counts as unknown (cancelled stays)."""
+        held = self._states.get(user_id)
+        if held is not None and not held.cancelled:
+            del self._states[user_id]
+
     def get(self, user_id: str) -> ConsentState | None:
         """The state held for `user_id`, None if no record was ever seen."""
         return self._states.get(user_id)

@@ -16,6 +16,8 @@ COMMANDS: tuple[str, ...] = (
     "ingest.commands.topics",
     "ingest.commands.publish",
     "ingest.commands.consent",
+    "ingest.commands.run",
+    "ingest.commands.simulate",
 )
 
 EXIT_USAGE = 2

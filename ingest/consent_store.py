@@ -12,13 +12,23 @@ from schemas.codec import Codec
 from schemas.registry import default_registry
 
 
-def read_to_end(
-    transport: Transport, topic: str, timeout_s: float = 30.0
+def read_partition(
+    transport: Transport, topic: str, partition: int, timeout_s: float = 30.0
 ) -> dict[bytes, bytes | None]:
-    """Latest value per key of a whole topic, read from the beginning to its end offsets."""
-    consumer = transport.consumer(ConsumerOptions(group_id=None, read_committed=True))
+    """Latest committed value per key of one partition, read to its end offset."""
+    return read_to_end(transport, topic, timeout_s, only=partition)
+
+
+def read_to_end(
+    transport: Transport, topic: str, timeout_s: float = 30.0, only: int | None = None
+) -> dict[bytes, bytes | None]:
+    """Latest value per key of a topic (or one partition), read to its end offsets."""
+    consumer = transport.consumer(
+        ConsumerOptions(group_id=None, read_committed=True, max_poll_records=10_000)
+    )
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for(topic)]
+        numbers = consumer.partitions_for(topic) if only is None else [only]
+        partitions = [TopicPartition(topic, p) for p in numbers]
         consumer.assign(partitions)
         ends = consumer.end_offsets(partitions)
         for tp in partitions:

@@ -122,7 +122,7 @@ class Publisher:
         data.pop("event_type", None)
         if name not in PUBLISHABLE:
             PUBLISH_REJECTED.labels("unknown").inc()
-            raise PublishError(f"event_type must be one of {', '.join(PUBLISHABLE)}")
+            raise PublishError(f"event_type: must be one of {', '.join(PUBLISHABLE)}")
         try:
             model = validate_event(name, data)
         except ValidationError:

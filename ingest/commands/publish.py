@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
@@ -28,20 +28,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_connection_args(parser)
 
 
-def describe_validation(exc: ValidationError) -> str:
+def validation_problems(exc: ValidationError) -> list[str]:
     """`field: reason` for each problem, without the offending values."""
-    return "; ".join(
+    return [
         f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in exc.errors()
-    )
+    ]
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """All problems of one input on one line, `field: reason; ...`."""
+    return "; ".join(validation_problems(exc))
 
 
 @contextmanager
-def _open(path: str) -> Iterator[TextIO]:
+def _open(path: str) -> Iterator[BinaryIO]:
     if path == "-":
-        yield sys.stdin
+        yield sys.stdin.buffer
         return
     try:
-        with Path(path).open(encoding="utf-8") as handle:
+        with Path(path).open("rb") as handle:
             yield handle
     except FileNotFoundError:
         raise UsageError(f"no such file: {path}") from None
@@ -56,21 +61,25 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress("publish")
     with _open(args.file) as lines:
         try:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
+            for number, raw in enumerate(lines, start=1):
+                if not raw.strip():
                     continue
                 try:
-                    data = json.loads(line)
+                    data = json.loads(raw.decode("utf-8"))
                     if not isinstance(data, dict):
-                        raise PublishError("not a JSON object")
+                        raise PublishError("record: not a JSON object")
                     publisher.publish(data)
                     published += 1
+                except UnicodeDecodeError:
+                    rejected += 1
+                    print(f"line {number}: record: not valid UTF-8", file=sys.stderr)
                 except json.JSONDecodeError as exc:
                     rejected += 1
-                    print(f"line {number}: invalid JSON: {exc.msg}", file=sys.stderr)
+                    print(f"line {number}: record: invalid JSON ({exc.msg})", file=sys.stderr)
                 except ValidationError as exc:
                     rejected += 1
-                    print(f"line {number}: {describe_validation(exc)}", file=sys.stderr)
+                    for problem in validation_problems(exc):
+                        print(f"line {number}: {problem}", file=sys.stderr)
                 except (PublishError, EncodeError) as exc:
                     rejected += 1
                     print(f"line {number}: {exc}", file=sys.stderr)

@@ -303,6 +303,16 @@ class KafkaPythonConsumer:
             raise map_error(exc, "committed failed") from exc
         return None if got is None else int(got)
 
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        converted = {
+            KTP(tp.topic, tp.partition): OffsetAndMetadata(off, "", -1)
+            for tp, off in offsets.items()
+        }
+        try:
+            self._c.commit(converted)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "offset commit failed") from exc
+
     def group_metadata(self) -> Any:
         return self._c.group_metadata()
 

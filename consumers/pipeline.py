@@ -1,0 +1,172 @@
+"""The pure chain of stages for one batch: decode → validate → tag → gate → anonymize.
+
+No Kafka, no clocks, no metrics: the worker hands in raw messages, the
+consent table and the time, and gets back anonymized records for the
+k-anonymity window, rejects for the dead-letter topic, and counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from consumers.anonymize import AnonymizationError, Anonymizer
+from consumers.consent import ConsentRules, gate
+from consumers.consent_table import ConsentTable
+from consumers.kanon import PendingEntry
+from consumers.tagging import tag_event
+from ingest.transport.base import Message
+from schemas.codec import Codec
+from schemas.errors import DecodeError
+
+MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000
+
+
+@dataclass(slots=True)
+class Item:
+    """One decoded raw record moving through the stages."""
+
+    event: dict[str, Any]
+    schema: str
+    msg: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A raw record the pipeline cannot process: it goes to the dead-letter topic."""
+
+    msg: Message
+    stage: str
+    error_class: str
+    reason: str
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """Everything one batch produced, for the worker to route, hold and count."""
+
+    anonymized: list[PendingEntry] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    consumed: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    removed_fields: Counter[str] = field(default_factory=Counter)
+    tags: Counter[str] = field(default_factory=Counter)
+    pii_found: Counter[str] = field(default_factory=Counter)
+    minors: Counter[str] = field(default_factory=Counter)
+
+
+class Pipeline:
+    """Chains the stages; holds only what is fixed at start (codec, rules, policy, key)."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        rules: ConsentRules,
+        anonymizer: Anonymizer,
+        person_key: bytes,
+        schema_of_topic: Mapping[str, str],
+    ) -> None:
+        self._codec = codec
+        self._rules = rules
+        self._anonymizer = anonymizer
+        self._person_key = person_key
+        self._schema_of_topic = dict(schema_of_topic)
+
+    def person(self, user_id: str) -> str:
+        """Opaque keyed token for a user: distinct persons stay distinct, ids never appear."""
+        return hmac.new(self._person_key, user_id.encode(), hashlib.blake2b).hexdigest()[:32]
+
+    def process(
+        self, messages: Sequence[Message], table: ConsentTable, now_ms: int
+    ) -> BatchOutcome:
+        """Run one batch through every stage."""
+        out = BatchOutcome()
+        items = self._decode_and_validate(messages, now_ms, out)
+        for item in items:
+            counts = tag_event(item.schema, item.event).counts
+            for level, n in counts.items():
+                if n:
+                    out.tags[level.value] += n
+        gated = gate(items, table, now_ms, self._rules)
+        out.dropped.update(gated.dropped_by_reason)
+        out.removed_fields.update(gated.removed_fields)
+        minors_passed = sum(1 for _item, decision in gated.kept if decision.minor)
+        if minors_passed:
+            out.minors["passed"] += minors_passed
+        if gated.minors > minors_passed:
+            out.minors["dropped"] += gated.minors - minors_passed
+        for item, decision in gated.kept:
+            try:
+                result = self._anonymizer.anonymize(item.schema, item.event)
+            except AnonymizationError as exc:
+                out.rejected.append(Rejected(item.msg, "anonymize", type(exc).__name__, exc.reason))
+                continue
+            out.pii_found.update(result.pii_found)
+            msg = item.msg
+            out.anonymized.append(
+                PendingEntry(
+                    pending_id=f"{msg.topic}:{msg.partition}:{msg.offset}",
+                    schema=item.schema,
+                    person=self.person(item.event["user_id"]),
+                    record=result.record,
+                    partition=(msg.topic, msg.partition),
+                    meta=(decision.provenance, msg.timestamp_ms),
+                    added_ms=now_ms,
+                )
+            )
+        return out
+
+    def _is_minor_drop(self, item: Item, table: ConsentTable, now_ms: int) -> bool:
+        from consumers.consent import is_minor
+
+        state = table.get(item.event["user_id"])
+        return (
+            state is not None
+            and not state.cancelled
+            and is_minor(state, item.event["event_time"], self._rules)
+        )
+
+    def _decode_and_validate(
+        self, messages: Sequence[Message], now_ms: int, out: BatchOutcome
+    ) -> list[Item]:
+        items: list[Item] = []
+        decode_as = self._codec.decode_as
+        for msg in messages:
+            schema = self._schema_of_topic.get(msg.topic)
+            if schema is None:
+                out.rejected.append(Rejected(msg, "route", "UnknownTopic", "unknown_topic"))
+                continue
+            out.consumed[schema] += 1
+            if msg.value is None:
+                out.rejected.append(Rejected(msg, "decode", "EmptyValue", "empty_value"))
+                continue
+            try:
+                event = decode_as(msg.value, schema)
+            except DecodeError as exc:
+                out.rejected.append(Rejected(msg, "decode", type(exc).__name__, "undecodable"))
+                continue
+            problem = _invalid(event, msg, now_ms)
+            if problem:
+                out.rejected.append(Rejected(msg, "validate", "InvalidRecord", problem))
+                continue
+            items.append(Item(event, schema, msg))
+        return items
+
+
+def _invalid(event: Mapping[str, Any], msg: Message, now_ms: int) -> str | None:
+    """Why a decoded event cannot be judged (a reason code), or None."""
+    user_id = event.get("user_id")
+    if not user_id:
+        return "missing_user_id"
+    if msg.key is None or msg.key != user_id.encode():
+        return "key_mismatch"
+    event_time = event.get("event_time")
+    if not isinstance(event_time, int) or event_time <= 0:
+        return "bad_event_time"
+    if event_time > now_ms + MAX_FUTURE_SKEW_MS:
+        return "event_time_in_future"
+    return None

@@ -1,0 +1,457 @@
+"""The worker: the only part of the pipeline that does I/O.
+
+Order inside one transaction (exactly-once mode):
+  poll raw batch → catch the consent table up to the consent topic's end →
+  decode/validate/tag/gate/anonymize (pure) → add to the k-anonymity window →
+  release what may leave → produce outputs, dead letters, erasure requests →
+  at the commit interval: checkpoint what is still held, tombstone what left,
+  send the consumed offsets to the transaction, commit.
+A failed transaction is aborted and the worker rewinds to the last commit:
+consumer positions from the committed offsets, the window from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+
+from consumers import metrics as m
+from consumers.anonymization_config import load_policy
+from consumers.anonymize import Anonymizer
+from consumers.checkpoint import CheckpointError, decode_entry, source_of
+from consumers.consent import ConsentRules
+from consumers.consent_feed import Cancellation, ConsentFeed
+from consumers.health import HealthServer, HealthState
+from consumers.kanon import KAnonymityBuffer, PendingEntry
+from consumers.pipeline import Pipeline
+from consumers.residency import check_residency
+from consumers.route import OutRecord, Router
+from consumers.scrub import scrub
+from consumers.settings import PipelineSettings
+from consumers.txn import Txn
+from ingest.consent_store import read_partition
+from ingest.errors import TransportError
+from ingest.topics import TopicSet
+from ingest.transport import Consumer, ConsumerOptions, Producer, ProducerOptions, Transport
+from ingest.transport.base import Message, TopicPartition
+from ingest.transport.errors import FencedError
+from schemas.codec import Codec
+from schemas.registry import default_registry
+
+log = logging.getLogger(__name__)
+
+SUPPRESSED_REASON = "kanon_suppressed"
+LAG_EVERY_S = 5.0
+
+
+class Worker:
+    """One pipeline process: consumer group member with its own transactional id."""
+
+    def __init__(
+        self,
+        source: Transport,
+        topics: TopicSet,
+        settings: PipelineSettings,
+        sink: Transport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topics = topics
+        self._source = source
+        self._sink = sink or source
+        self._codec = Codec(default_registry())
+        self._router = Router(self._codec, topics)
+        policy = (
+            load_policy(settings.anonymization_policy)
+            if settings.anonymization_policy
+            else (load_policy())
+        )
+        self._pipeline = Pipeline(
+            self._codec,
+            ConsentRules(
+                min_policy_version=settings.min_policy_version,
+                guardian_age=settings.guardian_age,
+                missing_birth_needs_guardian=settings.missing_birth_needs_guardian,
+            ),
+            Anonymizer(policy, scrub),
+            settings.person_key(),
+            {topics.name("raw_device"): "device_event", topics.name("raw_log"): "log_event"},
+        )
+        self._kanon = KAnonymityBuffer(
+            k=settings.k, max_delay_ms=settings.kanon_max_delay_ms, rng=random.SystemRandom()
+        )
+        self._raw_topics = [topics.name("raw_device"), topics.name("raw_log")]
+        self.health = HealthState()
+        self.stop_event = threading.Event()
+        self._feed: ConsentFeed | None = None
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._txn: Txn | None = None
+        self._assigned: set[TopicPartition] = set()
+        self._newly_assigned: list[TopicPartition] = []
+        self._checkpointed: set[str] = set()
+        self._erased: set[str] = set()
+        self._erasure_loaded: set[int] = set()
+        self._due: dict[str, Cancellation] = {}
+        self._last_lag = 0.0
+        self.server: HealthServer | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stop_event is set; returns a process exit status."""
+        s = self.settings
+        if s.metrics_port is not None:
+            port = s.metrics_port + s.worker_index if s.metrics_port else 0
+            self.server = HealthServer(self.health, s.metrics_host, port)
+            self.server.start()
+            log.info("metrics endpoint up", extra={"port": self.server.port})
+        try:
+            if not self._wait_for_residency():
+                return 0
+            self._feed = ConsentFeed(self._source, self.topics.name("consent"), self._codec)
+            loaded = self._feed.catch_up(timeout_s=120)
+            self._note_consent()
+            self.health.consent_loaded = True
+            log.info(
+                "consent table loaded", extra={"records": loaded, "users": len(self._feed.table)}
+            )
+            self._producer = self._sink.producer(
+                ProducerOptions(
+                    transactional_id=(
+                        s.transactional_id(self.topics.prefix) if s.exactly_once else None
+                    ),
+                    linger_ms=5,
+                    batch_size=1024 * 1024,
+                )
+            )
+            if s.exactly_once:
+                self._producer.init_transactions()
+            self._consumer = self._source.consumer(
+                ConsumerOptions(
+                    group_id=s.group_id,
+                    read_committed=True,
+                    max_poll_records=s.max_poll_records,
+                    fetch_max_wait_ms=min(100, s.poll_timeout_ms),
+                )
+            )
+            self._consumer.subscribe(self._raw_topics, self._on_assign, self._on_revoke)
+            self._loop()
+            return 0
+        except FencedError:
+            log.error("fenced: another worker with this transactional id took over")
+            return 3
+        finally:
+            self.health.stopping = True
+            m.READY.set(0)
+            self._shutdown()
+
+    def _wait_for_residency(self) -> bool:
+        """Fail closed: produce nothing until the sink passes the residency check."""
+        while not self.stop_event.is_set():
+            admin = self._sink.admin()
+            try:
+                result = check_residency(
+                    admin.brokers(),
+                    self.settings.residency_allow,
+                    self._router.targets(),
+                    self.topics.is_mainland,
+                )
+            finally:
+                admin.close()
+            self.health.residency_ok = result.ok
+            m.RESIDENCY_OK.set(1 if result.ok else 0)
+            if result.ok:
+                log.info("sink passed the residency check")
+                return True
+            for kind, text in result.problems:
+                m.RESIDENCY_VIOLATIONS.labels(kind).inc()
+                log.error("residency check failed: refusing to produce", extra={"problem": text})
+            self.stop_event.wait(self.settings.residency_recheck_ms / 1000)
+        return False
+
+    def _shutdown(self) -> None:
+        try:
+            if self._txn is not None:
+                self._commit()
+        except Exception:  # leaving anyway: the transaction aborts on the broker side
+            log.warning("final commit failed; the open transaction will be aborted", exc_info=True)
+        for closer in (self._consumer, self._feed):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:
+                    log.warning("close failed", exc_info=True)
+        if self._producer is not None:
+            try:
+                self._producer.close(10)
+            except Exception:
+                log.warning("producer close failed", exc_info=True)
+        if self.server is not None:
+            self.server.stop()
+        log.info("worker stopped")
+
+    # -- the loop ----------------------------------------------------------
+
+    def _loop(self) -> None:
+        s = self.settings
+        assert self._consumer is not None
+        interval = s.commit_interval_ms / 1000
+        while not self.stop_event.is_set():
+            self.health.last_loop = time.monotonic()
+            messages = self._consumer.poll(s.max_poll_records, s.poll_timeout_ms / 1000)
+            try:
+                if self._newly_assigned:
+                    self._restore_assigned()
+                now_ms = int(time.time() * 1000)
+                if messages:
+                    self._process(messages, now_ms)
+                self._release(now_ms)
+                self._emit_erasures(now_ms)
+                txn = self._txn
+                if txn is not None and (
+                    time.monotonic() - txn.started >= interval
+                    or txn.records >= s.commit_max_records
+                ):
+                    self._commit()
+            except FencedError:
+                raise
+            except TransportError as exc:
+                log.error("transaction failed; rewinding", extra={"error": str(exc)})
+                self._abort_and_rewind()
+            self._update_ready()
+            if time.monotonic() - self._last_lag > LAG_EVERY_S:
+                self._update_lag()
+
+    def _process(self, messages: Sequence[Message], now_ms: int) -> None:
+        assert self._feed is not None
+        self._feed.catch_up()
+        self._note_consent()
+        outcome = self._pipeline.process(messages, self._feed.table, now_ms)
+        txn = self._open_txn()
+        txn.add_outcome(outcome)
+        for rejected in outcome.rejected:
+            self._send(txn, self._router.dead_letter(rejected, now_ms), "dead_letter")
+        for entry in outcome.anonymized:
+            self._kanon.add(entry, now_ms)
+            txn.added[entry.pending_id] = entry
+        for msg in messages:
+            txn.offsets[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
+        txn.records += len(messages)
+
+    def _release(self, now_ms: int) -> None:
+        batch = self._kanon.release(now_ms)
+        if not batch.released and not batch.suppressed:
+            return
+        txn = self._open_txn()
+        for entry in batch.released:
+            record_out = self._router.anonymized(entry)
+            self._send(
+                txn, record_out, "anon_device" if entry.schema == "device_event" else "anon_log"
+            )
+            txn.forwarded[entry.schema] += 1
+            level = int(entry.record.get("generalization_level") or 0)
+            if level:
+                txn.generalized[str(level)] += 1
+            held = now_ms - entry.added_ms
+            if isinstance(entry.meta, (tuple, list)) and len(entry.meta) > 1:
+                txn.e2e_base.append((int(entry.meta[1]), held))
+            self._forget_pending(txn, entry)
+        for entry in batch.suppressed:
+            txn.dropped[SUPPRESSED_REASON] += 1
+            txn.suppressed += 1
+            self._forget_pending(txn, entry)
+        txn.hold_ms.extend(batch.hold_times)
+
+    def _forget_pending(self, txn: Txn, entry: PendingEntry) -> None:
+        if txn.added.pop(entry.pending_id, None) is None and entry.pending_id in self._checkpointed:
+            txn.tombstoned.add(entry.pending_id)
+            self._send(txn, self._router.checkpoint_tombstone(entry), "kanon_pending")
+
+    def _emit_erasures(self, now_ms: int) -> None:
+        if not self._due:
+            return
+        owned = {tp.partition for tp in self._assigned}
+        ready = [
+            c
+            for c in self._due.values()
+            if c.partition in owned and c.partition in self._erasure_loaded
+        ]
+        if not ready:
+            return
+        txn = self._open_txn()
+        for cancellation in ready:
+            del self._due[cancellation.user_id]
+            if cancellation.user_id in self._erased:
+                continue
+            self._send(
+                txn,
+                self._router.erasure(cancellation.user_id, cancellation.cancelled_at, now_ms),
+                "erasure",
+            )
+            txn.erased.append(cancellation)
+
+    # -- transactions ------------------------------------------------------
+
+    def _open_txn(self) -> Txn:
+        if self._txn is None:
+            if self.settings.exactly_once:
+                assert self._producer is not None
+                self._producer.begin_transaction()
+            self._txn = Txn()
+        return self._txn
+
+    def _send(self, txn: Txn, record: OutRecord, role: str) -> None:
+        assert self._producer is not None
+        self._producer.send(
+            record.topic,
+            record.value,
+            key=record.key,
+            headers=record.headers,
+            partition=record.partition,
+        )
+        txn.produced[role] += 1
+
+    def _commit(self) -> None:
+        txn = self._txn
+        if txn is None:
+            return
+        assert self._producer is not None and self._consumer is not None
+        for entry in txn.added.values():
+            self._send(txn, self._router.checkpoint(entry), "kanon_pending")
+        if self.settings.exactly_once:
+            if txn.offsets:
+                self._producer.send_offsets_to_transaction(
+                    txn.offsets, self._consumer.group_metadata()
+                )
+            self._producer.commit_transaction()
+        else:
+            self._producer.flush(30)
+            if txn.offsets:
+                self._consumer.commit(txn.offsets)
+        self._txn = None
+        self._checkpointed.update(txn.added)
+        self._checkpointed.difference_update(txn.tombstoned)
+        self._erased.update(c.user_id for c in txn.erased)
+        txn.apply_metrics(int(time.time() * 1000), time.monotonic() - txn.started)
+        m.PENDING.set(self._kanon.pending_count)
+
+    def _abort_and_rewind(self) -> None:
+        m.TRANSACTIONS.labels("aborted").inc()
+        txn, self._txn = self._txn, None
+        if txn is not None and self.settings.exactly_once and self._producer is not None:
+            try:
+                self._producer.abort_transaction()
+            except FencedError:
+                raise
+            except TransportError:
+                log.error("abort failed", exc_info=True)
+        if txn is not None:
+            for cancellation in txn.erased:
+                self._due[cancellation.user_id] = cancellation
+        partitions = sorted(self._assigned)
+        for tp in partitions:
+            self._kanon.drop_partition((tp.topic, tp.partition))
+        self._checkpointed.clear()
+        self._newly_assigned = partitions
+        self._restore_assigned(count_restored=False)
+        assert self._consumer is not None
+        for tp in partitions:
+            committed = self._consumer.committed(tp)
+            self._consumer.seek(tp, committed if committed is not None else 0)
+
+    # -- rebalances ----------------------------------------------------------
+
+    def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        self._assigned.update(partitions)
+        self._newly_assigned.extend(partitions)
+        m.ASSIGNED.set(len(self._assigned))
+
+    def _on_revoke(self, partitions: list[TopicPartition]) -> None:
+        if self._txn is not None:
+            try:
+                self._commit()
+            except TransportError as exc:
+                log.warning("commit on revocation failed; aborting", extra={"error": str(exc)})
+                self._abort_quietly()
+        handed_off = 0
+        for tp in partitions:
+            for entry in self._kanon.drop_partition((tp.topic, tp.partition)):
+                self._checkpointed.discard(entry.pending_id)
+                handed_off += 1
+        if handed_off:
+            m.PENDING_HANDED_OFF.inc(handed_off)
+        self._assigned.difference_update(partitions)
+        self._newly_assigned = [tp for tp in self._newly_assigned if tp not in partitions]
+        m.ASSIGNED.set(len(self._assigned))
+        m.PENDING.set(self._kanon.pending_count)
+
+    def _abort_quietly(self) -> None:
+        self._txn = None
+        m.TRANSACTIONS.labels("aborted").inc()
+        if self.settings.exactly_once and self._producer is not None:
+            try:
+                self._producer.abort_transaction()
+            except TransportError:
+                log.error("abort failed", exc_info=True)
+
+    def _restore_assigned(self, count_restored: bool = True) -> None:
+        """Reload held records and already-requested erasures for newly assigned partitions."""
+        partitions, self._newly_assigned = self._newly_assigned, []
+        numbers = sorted({tp.partition for tp in partitions})
+        wanted = {(tp.topic, tp.partition) for tp in partitions}
+        restored: list[PendingEntry] = []
+        pending_topic = self.topics.name("kanon_pending")
+        for number in numbers:
+            for key, value in read_partition(self._sink, pending_topic, number).items():
+                if value is None:
+                    continue
+                try:
+                    entry = decode_entry(key.decode(), value)
+                except CheckpointError:
+                    log.error("unreadable checkpoint entry skipped", extra={"partition": number})
+                    continue
+                if source_of(entry) in wanted:
+                    restored.append(entry)
+            if number not in self._erasure_loaded:
+                erased = read_partition(self._sink, self.topics.name("erasure"), number)
+                self._erased.update(k.decode() for k in erased)
+                self._erasure_loaded.add(number)
+        if restored:
+            self._kanon.restore(restored)
+            self._checkpointed.update(e.pending_id for e in restored)
+            if count_restored:
+                m.PENDING_RESTORED.inc(len(restored))
+        m.PENDING.set(self._kanon.pending_count)
+        log.info(
+            "partitions assigned",
+            extra={"partitions": len(partitions), "restored_pending": len(restored)},
+        )
+
+    # -- bookkeeping ----------------------------------------------------------
+
+    def _note_consent(self) -> None:
+        assert self._feed is not None
+        for cancellation in self._feed.drain_cancellations():
+            if cancellation.user_id not in self._erased:
+                self._due[cancellation.user_id] = cancellation
+        m.CONSENT_USERS.set(len(self._feed.table))
+        m.CONSENT_LAG.set(self._feed.lag)
+
+    def _update_ready(self) -> None:
+        self.health.assigned = bool(self._assigned)
+        m.READY.set(1 if self.health.ready() else 0)
+
+    def _update_lag(self) -> None:
+        self._last_lag = time.monotonic()
+        if not self._assigned or self._consumer is None:
+            return
+        try:
+            ends = self._consumer.end_offsets(sorted(self._assigned))
+            for tp, end in ends.items():
+                lag = max(0, end - self._consumer.position(tp))
+                m.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+        except TransportError:
+            log.warning("lag update failed")

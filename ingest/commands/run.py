@@ -1,0 +1,140 @@
+"""`consentgate run`: the pipeline, one worker per process (`--workers N` starts N)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from ingest.commands.connection import add_connection_args, settings_from_args, topics_from_args
+from ingest.config import load_settings
+from ingest.transport import make_transport
+
+NAME = "run"
+HELP = "run the consent pipeline (tag, gate, anonymize, route) exactly once"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add worker options; every one also has a CONSENTGATE_* environment variable."""
+    add_connection_args(parser)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--group", help="consumer group id (default consentgate-pipeline)")
+    parser.add_argument("--k", type=int, help="k-anonymity: distinct persons per group (10)")
+    parser.add_argument(
+        "--max-delay", type=float, metavar="SECONDS", help="k-anonymity hold limit (60)"
+    )
+    parser.add_argument("--commit-interval-ms", type=int, help="transaction interval (500)")
+    parser.add_argument("--min-policy-version", type=int, help="oldest accepted policy (1)")
+    parser.add_argument("--guardian-age", type=int, help="guardian consent below this age (14)")
+    parser.add_argument("--sink-bootstrap", help="output cluster, if not the source cluster")
+    parser.add_argument(
+        "--metrics-port", type=int, help="first metrics port; worker i uses port+i (9400)"
+    )
+    parser.add_argument("--policy", help="anonymization policy file (the shipped one)")
+    parser.add_argument(
+        "--at-least-once",
+        action="store_true",
+        help="no transactions (benchmark comparison only: outputs may repeat after a crash)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo mode: allow the built-in k-anonymity person key (never in production)",
+    )
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start one worker here, or N child processes."""
+    if args.workers < 1:
+        from ingest.errors import UsageError
+
+        raise UsageError("--workers must be at least 1")
+    if args.workers > 1 and args.worker_index is None:
+        return _supervise(args)
+    return _run_worker(args)
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from consumers.logs import configure_logging
+    from consumers.settings import load_pipeline_settings
+    from consumers.worker import Worker
+
+    index = args.worker_index or 0
+    configure_logging(args.log_level, worker=index)
+    settings = load_pipeline_settings(
+        worker_index=index,
+        group_id=args.group,
+        k=args.k,
+        kanon_max_delay_ms=None if args.max_delay is None else int(args.max_delay * 1000),
+        commit_interval_ms=args.commit_interval_ms,
+        min_policy_version=args.min_policy_version,
+        guardian_age=args.guardian_age,
+        sink_bootstrap_servers=args.sink_bootstrap,
+        metrics_port=args.metrics_port,
+        anonymization_policy=args.policy,
+        exactly_once=False if args.at_least_once else None,
+        demo_mode=True if args.demo else None,
+    )
+    kafka = settings_from_args(args)
+    source = make_transport(kafka)
+    sink = None
+    if settings.sink_bootstrap_servers:
+        sink = make_transport(
+            load_settings(bootstrap_servers=settings.sink_bootstrap_servers, client=kafka.client)
+        )
+    worker = Worker(source, topics_from_args(args), settings, sink=sink)
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        worker.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return worker.run()
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Start N workers as child processes; forward SIGTERM/SIGINT; wait for all."""
+    argv = [a for a in sys.argv[1:]]
+    children: list[subprocess.Popen[bytes]] = []
+    base = [sys.executable, "-m", "ingest.cli", *_without_workers(argv)]
+    for index in range(args.workers):
+        children.append(subprocess.Popen([*base, "--worker-index", str(index)]))
+    print(f"started {args.workers} workers", file=sys.stderr)
+
+    def _forward(signum: int, frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
+    codes = []
+    for child in children:
+        while True:
+            try:
+                codes.append(child.wait())
+                break
+            except KeyboardInterrupt:  # pragma: no cover - signal already forwarded
+                time.sleep(0.1)
+    return max(codes)
+
+
+def _without_workers(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--workers":
+            skip = True
+            continue
+        if arg.startswith("--workers="):
+            continue
+        out.append(arg)
+    return out
