@@ -17,6 +17,7 @@ COMMANDS: tuple[str, ...] = (
     "ingest.commands.publish",
     "ingest.commands.consent",
     "ingest.commands.run",
+    "ingest.commands.tail",
     "ingest.commands.simulate",
 )
 

@@ -1,0 +1,176 @@
+"""Run real `consentgate run` worker processes against the test broker, and read their outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.topics import TopicSet
+from ingest.transport import ConsumerOptions, Message, TopicPartition, Transport
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class WorkerProcess:
+    """One worker subprocess and its metrics port."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    def url(self, path: str) -> str:
+        """URL of an endpoint of this worker."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str) -> tuple[int, str]:
+        """(status, body) of an endpoint; (0, "") if it does not answer."""
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=2) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+        except OSError:
+            return 0, ""
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        """Block until /readyz answers 200; fail with the worker's log otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log()}")
+            if self.get("/readyz")[0] == 200:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log()}")
+
+    def metrics(self) -> dict[str, float]:
+        """Scraped samples: 'name{labels}' -> value (only consentgate_ series)."""
+        status, body = self.get("/metrics")
+        assert status == 200, "metrics endpoint did not answer"
+        return parse_metrics(body)
+
+    def stop(self, timeout_s: float = 30) -> int:
+        """SIGTERM and wait."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to commit or clean up."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def log(self) -> str:
+        """The worker's stderr so far (last 4 KiB)."""
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+def parse_metrics(body: str) -> dict[str, float]:
+    """Parse Prometheus text exposition into {'name{labels}': value} for consentgate_ series."""
+    out: dict[str, float] = {}
+    for line in body.splitlines():
+        if line.startswith("consentgate_") and " " in line:
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def metric_sum(samples: dict[str, float], name: str) -> float:
+    """Sum of every labelled sample of one metric name."""
+    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+def start_worker(
+    bootstrap: str,
+    topics: TopicSet,
+    log_dir: Path,
+    *,
+    index: int = 0,
+    group: str = "g",
+    extra: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> WorkerProcess:
+    """Start `consentgate run` as a subprocess with its own metrics port."""
+    port = free_port()
+    log_path = log_dir / f"worker-{index}-{port}.log"
+    cmd = [
+        sys.executable, "-m", "ingest.cli", "run",
+        "--bootstrap", bootstrap, "--prefix", topics.prefix,
+        "--group", group, "--worker-index", str(index),
+        "--metrics-port", str(port - index), "--demo",
+        *extra,
+    ]  # fmt: skip
+    full_env = {**os.environ, **(env or {})}
+    with log_path.open("wb") as handle:
+        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=full_env)
+    return WorkerProcess(proc, port, log_path)
+
+
+@contextmanager
+def running_worker(
+    bootstrap: str, topics: TopicSet, log_dir: Path, **kwargs: object
+) -> Iterator[WorkerProcess]:
+    """A ready worker for the block; stopped with SIGTERM afterwards."""
+    worker = start_worker(bootstrap, topics, log_dir, **kwargs)  # type: ignore[arg-type]
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        if worker.proc.poll() is None:
+            worker.stop()
+
+
+def read_topic(transport: Transport, topic: str, timeout_s: float = 30) -> list[Message]:
+    """Every committed record of a topic, read to its end (read_committed)."""
+    consumer = transport.consumer(ConsumerOptions(group_id=None, read_committed=True))
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for(topic)]
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, 0)
+        ends = consumer.end_offsets(partitions)
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end in {timeout_s}s")
+            out.extend(consumer.poll(5000, 0.5))
+        return out
+    finally:
+        consumer.close()
+
+
+def wait_for(predicate: object, timeout_s: float = 60, what: str = "condition") -> None:
+    """Poll a zero-argument callable until it returns truthy."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def dump(obj: object) -> str:
+    """Compact JSON for assertion messages."""
+    return json.dumps(obj, default=str)[:2000]
