@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "ingest.commands.consent",
     "ingest.commands.run",
     "ingest.commands.tail",
+    "ingest.commands.demo",
     "ingest.commands.simulate",
 )
 
