@@ -31,7 +31,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install lint typecheck
+test: install promtool lint typecheck
 	$(BIN)/pytest
 
 unit: install
