@@ -1,0 +1,146 @@
+"""The ACL file grants each principal exactly its part of SPEC section 11, on real topic names."""
+
+from __future__ import annotations
+
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from kafka.admin import ACLOperation, ACLResourcePatternType, ResourceType
+
+from consumers.settings import PipelineSettings
+
+REPO = Path(__file__).resolve().parents[3]
+ACLS = REPO / "deploy" / "acl" / "acls.toml"
+TOPICS = REPO / "ingest" / "topics.toml"
+CLUSTER = "kafka-cluster"
+
+
+def _acls() -> dict[str, Any]:
+    return tomllib.loads(ACLS.read_text(encoding="utf-8"))
+
+
+def _topics_file() -> dict[str, Any]:
+    """The topic file read directly, independent of ingest.topics."""
+    return tomllib.loads(TOPICS.read_text(encoding="utf-8"))
+
+
+def _topic_names() -> dict[str, str]:
+    """Role -> topic name relative to the prefix."""
+    return {role: entry["name"] for role, entry in _topics_file()["topics"].items()}
+
+
+def _topic_grants() -> dict[str, dict[str, set[str]]]:
+    """Principal key -> operation -> literal topic names it may use."""
+    out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for key, principal in _acls()["principals"].items():
+        for grant in principal["grants"]:
+            if grant["resource"] != "TOPIC":
+                continue
+            for op in grant["operations"]:
+                out[key][op] |= set(grant["names"])
+    return out
+
+
+def test_every_grant_uses_kafka_vocabulary() -> None:
+    acls = _acls()
+    assert acls["version"] == 1
+    for resource in acls["prefixed_resources"]:
+        assert resource in ResourceType.__members__
+    for key, principal in acls["principals"].items():
+        assert principal["principal"] == f"User:{key}"
+        assert principal["doc"].strip()
+        assert principal["grants"], key
+        for grant in principal["grants"]:
+            assert set(grant) == {"resource", "pattern", "names", "operations"}, key
+            assert grant["resource"] in ResourceType.__members__, key
+            assert grant["pattern"] in ACLResourcePatternType.__members__, key
+            assert grant["pattern"] in {"LITERAL", "PREFIXED"}, key
+            assert grant["names"], key
+            for op in grant["operations"]:
+                assert op in ACLOperation.__members__, (key, op)
+            if grant["resource"] == "CLUSTER":
+                assert grant["names"] == [CLUSTER], key
+
+
+def test_topic_grants_are_literal_names_from_the_topic_file() -> None:
+    known = set(_topic_names().values())
+    for key, principal in _acls()["principals"].items():
+        for grant in principal["grants"]:
+            if grant["resource"] == "TOPIC":
+                assert grant["pattern"] == "LITERAL", key
+                assert set(grant["names"]) <= known, (key, set(grant["names"]) - known)
+
+
+def test_the_four_principals_of_the_spec_exist() -> None:
+    assert set(_acls()["principals"]) == {"producer", "consent-service", "pipeline", "analyst"}
+
+
+def test_analysts_read_only_topics_marked_analyst() -> None:
+    analyst_topics = {e["name"] for e in _topics_file()["topics"].values() if e.get("analyst")}
+    assert analyst_topics
+    grants = _topic_grants()["analyst"]
+    assert grants["READ"] == analyst_topics
+    assert set(grants) <= {"READ", "DESCRIBE"}
+    assert grants["DESCRIBE"] <= analyst_topics
+
+
+def test_analysts_have_no_transactional_or_cluster_rights() -> None:
+    for grant in _acls()["principals"]["analyst"]["grants"]:
+        assert grant["resource"] in {"TOPIC", "GROUP"}
+        assert set(grant["operations"]) <= {"READ", "DESCRIBE"}
+
+
+def test_producers_write_only_the_raw_topics() -> None:
+    names = _topic_names()
+    grants = _topic_grants()["producer"]
+    assert set(grants) == {"WRITE", "DESCRIBE"}
+    assert grants["WRITE"] == {names["raw_device"], names["raw_log"]}
+
+
+def test_the_consent_service_alone_writes_the_consent_topic() -> None:
+    consent = _topic_names()["consent"]
+    writers = {key for key, ops in _topic_grants().items() if consent in ops["WRITE"]}
+    assert writers == {"consent-service"}
+    assert _topic_grants()["consent-service"]["WRITE"] == {consent}
+
+
+def test_the_pipeline_reads_raw_and_consent_and_writes_only_mainland_topics() -> None:
+    names = _topic_names()
+    marker = _topics_file()["mainland_marker"]
+    grants = _topic_grants()["pipeline"]
+    assert {names["raw_device"], names["raw_log"], names["consent"]} <= grants["READ"]
+    mainland = {n for n in names.values() if n.startswith(marker)}
+    assert grants["WRITE"] == mainland
+    assert grants["READ"] - {names["raw_device"], names["raw_log"], names["consent"]} <= mainland
+
+
+def test_only_the_pipeline_reads_raw_and_restricted_topics() -> None:
+    names = _topic_names()
+    guarded = {names["raw_device"], names["raw_log"], names["dead_letter"], names["kanon_pending"]}
+    for key, ops in _topic_grants().items():
+        if key != "pipeline":
+            assert not ops["READ"] & guarded, key
+
+
+def test_every_topic_has_exactly_one_writing_principal() -> None:
+    for role, name in _topic_names().items():
+        writers = {key for key, ops in _topic_grants().items() if name in ops["WRITE"]}
+        assert len(writers) == 1, (role, writers)
+
+
+def test_the_pipeline_holds_its_group_and_transactional_ids() -> None:
+    grants = _acls()["principals"]["pipeline"]["grants"]
+    by_resource = {g["resource"]: g for g in grants if g["resource"] != "TOPIC"}
+    assert by_resource["GROUP"]["pattern"] == "PREFIXED"
+    assert "READ" in by_resource["GROUP"]["operations"]
+    assert by_resource["TRANSACTIONAL_ID"]["pattern"] == "PREFIXED"
+    assert {"WRITE", "DESCRIBE"} <= set(by_resource["TRANSACTIONAL_ID"]["operations"])
+    assert by_resource["CLUSTER"]["operations"] == ["IDEMPOTENT_WRITE"]
+    defaults = PipelineSettings.model_fields
+    assert any(
+        str(defaults["group_id"].default).startswith(n) for n in by_resource["GROUP"]["names"]
+    )
+    prefixes = by_resource["TRANSACTIONAL_ID"]["names"]
+    assert any(str(defaults["transactional_id_prefix"].default).startswith(n) for n in prefixes)

@@ -1,0 +1,146 @@
+"""The Kubernetes manifests parse, probe the right paths, and match the settings the code reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from consumers.settings import PLACEHOLDER_SECRETS, PipelineSettings, load_pipeline_settings
+from ingest.config import KafkaSettings, load_settings
+
+REPO = Path(__file__).resolve().parents[3]
+K8S = REPO / "deploy" / "k8s"
+NAMESPACE = "consentgate"
+# Read directly from the environment, not through a settings class.
+OTHER_ENV = frozenset({"CONSENTGATE_TOPIC_PREFIX"})
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+
+
+def _manifests() -> dict[str, dict[str, Any]]:
+    """kind -> the one manifest of that kind (kustomization excluded)."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(K8S.glob("*.yml")):
+        if path.name == "kustomization.yml":
+            continue
+        for doc in _docs(path):
+            assert doc["kind"] not in found, doc["kind"]
+            found[doc["kind"]] = doc
+    return found
+
+
+def _container(kind: str) -> dict[str, Any]:
+    (container,) = _manifests()[kind]["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def _known_env() -> set[str]:
+    names = {"CONSENTGATE_" + f.upper() for f in PipelineSettings.model_fields}
+    names |= {"CONSENTGATE_" + f.upper() for f in KafkaSettings.model_fields}
+    return names | OTHER_ENV
+
+
+@pytest.mark.parametrize("path", sorted(K8S.glob("*.yml")), ids=lambda p: p.name)
+def test_every_manifest_parses_and_names_its_kind(path: Path) -> None:
+    docs = _docs(path)
+    assert docs
+    for doc in docs:
+        assert doc["apiVersion"] and doc["kind"], path.name
+        if doc["kind"] not in {"Namespace", "Kustomization"}:
+            assert doc["metadata"]["name"], path.name
+            assert doc["metadata"]["namespace"] == NAMESPACE, path.name
+
+
+def test_kustomization_applies_every_manifest_but_the_secret_template() -> None:
+    (kustomization,) = _docs(K8S / "kustomization.yml")
+    expected = {
+        p.name
+        for p in K8S.glob("*.yml")
+        if p.name not in {"kustomization.yml", "secret.template.yml"}
+    }
+    assert set(kustomization["resources"]) == expected
+
+
+def test_worker_probes_readyz_and_healthz_on_the_metrics_port() -> None:
+    container = _container("Deployment")
+    (port,) = container["ports"]
+    assert port == {"name": "metrics", "containerPort": 9400, "protocol": "TCP"}
+    readiness = container["readinessProbe"]["httpGet"]
+    liveness = container["livenessProbe"]["httpGet"]
+    assert readiness == {"path": "/readyz", "port": "metrics"}
+    assert liveness == {"path": "/healthz", "port": "metrics"}
+
+
+def test_service_and_disruption_budget_select_the_worker_pods() -> None:
+    manifests = _manifests()
+    pod_labels = manifests["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    deployment_selector = manifests["Deployment"]["spec"]["selector"]["matchLabels"]
+    service = manifests["Service"]["spec"]
+    budget = manifests["PodDisruptionBudget"]["spec"]
+    for selector in (deployment_selector, service["selector"], budget["selector"]["matchLabels"]):
+        assert selector.items() <= pod_labels.items()
+    (port,) = service["ports"]
+    assert port["targetPort"] == "metrics"
+    assert port["port"] == 9400
+    assert budget["maxUnavailable"] < manifests["Deployment"]["spec"]["replicas"]
+
+
+def test_topic_job_creates_topics_with_replication_3() -> None:
+    job = _manifests()["Job"]
+    assert _container("Job")["command"] == [
+        "consentgate",
+        "topics",
+        "create",
+        "--replication",
+        "3",
+    ]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in {"OnFailure", "Never"}
+
+
+def test_secret_template_holds_only_placeholders_the_worker_refuses() -> None:
+    secret = _manifests()["Secret"]
+    assert secret["stringData"]
+    for value in secret["stringData"].values():
+        assert value == "PLACEHOLDER"
+        assert value.lower() in PLACEHOLDER_SECRETS
+    text = (K8S / "secret.template.yml").read_text(encoding="utf-8")
+    assert "TEMPLATE ONLY" in text
+
+
+def test_every_secret_reference_names_a_key_of_the_template() -> None:
+    keys = set(_manifests()["Secret"]["stringData"])
+    name = _manifests()["Secret"]["metadata"]["name"]
+    for kind in ("Deployment", "Job"):
+        for env in _container(kind).get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["name"] == name, kind
+                assert ref["key"] in keys, (kind, ref["key"])
+
+
+def test_every_setting_in_the_manifests_is_one_the_code_reads() -> None:
+    known = _known_env()
+    names = set(_manifests()["ConfigMap"]["data"])
+    for kind in ("Deployment", "Job"):
+        names |= {e["name"] for e in _container(kind).get("env", []) if e["name"] != "POD_NAME"}
+    assert names
+    assert names <= known, sorted(names - known)
+
+
+def test_configmap_values_are_accepted_by_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in _manifests()["ConfigMap"]["data"].items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CONSENTGATE_KANON_PERSON_KEY", "k" * 32)
+    monkeypatch.setenv("CONSENTGATE_SASL_PASSWORD", "not-a-real-password")
+    pipeline = load_pipeline_settings()
+    kafka = load_settings()
+    assert pipeline.residency_allow == ("cn-north-*", "cn-east-*")
+    assert pipeline.metrics_port == 9400
+    assert kafka.security_protocol == "SASL_SSL"
+    assert kafka.sasl_username == "pipeline"
