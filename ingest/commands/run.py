@@ -80,6 +80,9 @@ def _run_worker(args: argparse.Namespace) -> int:
         exactly_once=False if args.at_least_once else None,
         demo_mode=True if args.demo else None,
     )
+    topics = topics_from_args(args)
+    # Consumer groups carry the topic prefix like topics and transactional ids (see ACLs).
+    settings.group_id = topics.prefix + settings.group_id
     kafka = settings_from_args(args)
     source = make_transport(kafka)
     sink = None
@@ -87,7 +90,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         sink = make_transport(
             load_settings(bootstrap_servers=settings.sink_bootstrap_servers, client=kafka.client)
         )
-    worker = Worker(source, topics_from_args(args), settings, sink=sink)
+    worker = Worker(source, topics, settings, sink=sink)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         worker.stop_event.set()

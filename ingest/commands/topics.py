@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ingest.acl import load_acls
 from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
 from ingest.topics import ROLES, drift, load_topic_set
 
@@ -20,10 +21,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ("create", "create missing topics (running it again changes nothing)"),
         ("check", "report drift from the topic file; exit 1 if any"),
         ("list", "print the topic names, one per line"),
+        ("acls", "apply the ACLs of deploy/acl/acls.toml (needs a super user)"),
     ):
         p = sub.add_parser(action, help=text, description=text)
         add_connection_args(p)
-        if action != "list":
+        if action in ("create", "check"):
             p.add_argument("--partitions", type=int, help="override partitions")
             p.add_argument("--replication", type=int, help="override replication factor")
 
@@ -33,6 +35,15 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         for name in (topics_from_args(args).specs[r].name for r in ROLES):
             print(name)
+        return 0
+    if args.action == "acls":
+        acls = load_acls(prefix=topics_from_args(args).prefix)
+        acl_admin = transport_from_args(args).admin()
+        try:
+            acl_admin.create_acls(acls)
+        finally:
+            acl_admin.close()
+        print(f"acls: {len(acls)} rules applied", file=sys.stderr)
         return 0
     topic_set = load_topic_set(
         prefix=args.prefix, partitions=args.partitions, replication=args.replication

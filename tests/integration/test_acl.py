@@ -1,0 +1,183 @@
+"""SPEC 11 on a real broker with SASL/PLAIN and the KRaft StandardAuthorizer.
+
+Producers may only write raw topics; the pipeline reads raw and consent and
+writes mainland topics; analysts may only read the anonymized topics. The
+ACLs come from deploy/acl/acls.toml through `consentgate topics acls`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consumers.consent_table import AcceptPolicy, GrantPurpose, apply_change
+from ingest.broker import LocalBroker
+from ingest.config import KafkaSettings, load_settings
+from ingest.errors import DeliveryError
+from ingest.fleet import Fleet
+from ingest.publisher import Publisher
+from ingest.simulate import Simulation
+from ingest.topics import ROLES, TopicSet, load_topic_set
+from ingest.transport import ConsumerOptions, ProducerOptions, TopicPartition, make_transport
+from ingest.transport.errors import AuthorizationError
+from tests.integration.worker_harness import metric_sum, start_worker, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.acl]
+
+USERS = ("admin", "producer", "consent-service", "pipeline", "analyst")
+
+
+@pytest.fixture(scope="module")
+def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A private broker with SASL/PLAIN users and deny-by-default ACLs."""
+    passwords = {user: secrets.token_urlsafe(12) for user in USERS}
+    broker = LocalBroker(run_dir=tmp_path_factory.mktemp("sasl"), sasl_users=passwords)
+    try:
+        bootstrap = broker.start()
+    except Exception as exc:
+        pytest.fail(f"SASL broker did not start: {exc}", pytrace=False)
+    try:
+        yield bootstrap, passwords
+    finally:
+        broker.stop()
+
+
+def _env(bootstrap: str, user: str, password: str) -> dict[str, str]:
+    return {
+        "CONSENTGATE_BOOTSTRAP_SERVERS": bootstrap,
+        "CONSENTGATE_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "CONSENTGATE_SASL_MECHANISM": "PLAIN",
+        "CONSENTGATE_SASL_USERNAME": user,
+        "CONSENTGATE_SASL_PASSWORD": password,
+    }
+
+
+def _as(bootstrap: str, passwords: dict[str, str], user: str) -> KafkaSettings:
+    return load_settings(
+        bootstrap_servers=bootstrap,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_username=user,
+        sasl_password=passwords[user],
+    )
+
+
+@pytest.fixture(scope="module")
+def secured(sasl_broker: tuple[str, dict[str, str]]) -> tuple[str, dict[str, str], TopicSet]:
+    """Topics created and ACLs applied by the super user through the CLI."""
+    bootstrap, passwords = sasl_broker
+    topics = load_topic_set(prefix="acl.")
+    env = {**os.environ, **_env(bootstrap, "admin", passwords["admin"])}
+    for action in ("create", "acls"):
+        done = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "topics", action, "--prefix", "acl."],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert passwords["admin"] not in done.stderr + done.stdout
+    return bootstrap, passwords, topics
+
+
+def _end_offsets(settings: KafkaSettings, topic: str) -> dict[TopicPartition, int]:
+    consumer = make_transport(settings).consumer(ConsumerOptions(group_id=None))
+    try:
+        return consumer.end_offsets([TopicPartition(topic, 0)])
+    finally:
+        consumer.close()
+
+
+def test_producer_writes_raw_topics_only(secured: tuple[str, dict[str, str], TopicSet]) -> None:
+    bootstrap, passwords, topics = secured
+    settings = _as(bootstrap, passwords, "producer")
+    sim = Simulation(Fleet(3, 20, int(time.time() * 1000)))
+    events = [i for i in sim.items(count=20, rate_per_s=100) if i.event_type != "consent_record"]
+    with Publisher(make_transport(settings), topics) as pub:
+        for item in events:
+            pub.send_valid(item.event_type, item.record)
+    fast = ProducerOptions(delivery_timeout_ms=5000, request_timeout_ms=2000, linger_ms=0)
+    producer = make_transport(settings).producer(fast)
+    try:
+        producer.send(topics.name("anon_device"), b"x", key=b"k")
+        with pytest.raises(DeliveryError):
+            producer.flush(15)
+    finally:
+        producer.close(5)
+    assert _read_count(_as(bootstrap, passwords, "admin"), topics.name("raw_log")) > 0
+    assert _read_count(settings, topics.name("raw_log")) == 0
+
+
+def _read_count(settings: KafkaSettings, topic: str) -> int:
+    """Records a principal can fetch from a topic in a few seconds (denied: none, or an error)."""
+    consumer = make_transport(settings).consumer(ConsumerOptions(group_id=None))
+    got = 0
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(6)]
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, 0)
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            got += len(consumer.poll(500, 0.5))
+    except AuthorizationError:
+        return 0
+    finally:
+        consumer.close()
+    return got
+
+
+def test_analyst_reads_only_anonymized_topics(
+    secured: tuple[str, dict[str, str], TopicSet],
+) -> None:
+    bootstrap, passwords, topics = secured
+    settings = _as(bootstrap, passwords, "analyst")
+    assert _end_offsets(settings, topics.name("anon_device"))
+    for role in ("raw_device", "raw_log", "consent", "dead_letter", "kanon_pending"):
+        with pytest.raises(AuthorizationError):
+            _end_offsets(settings, topics.name(role))  # type: ignore[arg-type]
+    admin = _as(bootstrap, passwords, "admin")
+    assert _read_count(admin, topics.name("raw_log")) > 0
+    assert _read_count(settings, topics.name("raw_log")) == 0
+
+
+def test_pipeline_runs_with_only_its_own_grants(
+    secured: tuple[str, dict[str, str], TopicSet], tmp_path: Path
+) -> None:
+    bootstrap, passwords, topics = secured
+    now = int(time.time() * 1000)
+    consent = _as(bootstrap, passwords, "consent-service")
+    with Publisher(make_transport(consent), topics) as pub:
+        record = apply_change(None, AcceptPolicy(3), now - 60_000, user_id="acl-user")
+        pub.publish_consent(apply_change(record, GrantPurpose(), now - 60_000))
+    producer = _as(bootstrap, passwords, "producer")
+    sim = Simulation(Fleet(5, 30, now - 30_000))
+    sent = 0
+    with Publisher(make_transport(producer), topics) as pub:
+        for item in sim.items(count=200, rate_per_s=1000):
+            if item.event_type != "consent_record":
+                pub.send_valid(item.event_type, item.record)
+                sent += 1
+    worker = start_worker(
+        bootstrap, topics, tmp_path, group="consentgate-pipeline",
+        env=_env(bootstrap, "pipeline", passwords["pipeline"]), extra=["--max-delay", "1"],
+    )  # fmt: skip
+    try:
+        worker.wait_ready(90)
+        wait_for(
+            lambda: metric_sum(worker.metrics(), "consentgate_consumed_total") >= sent,
+            90,
+            "the pipeline principal to consume every raw event",
+        )
+        assert (
+            metric_sum(worker.metrics(), 'consentgate_transactions_total{outcome="aborted"}') == 0
+        )
+    finally:
+        worker.stop()
+    assert passwords["pipeline"] not in worker.log()
+    assert all(topics.specs[r].name.startswith("acl.") for r in ROLES)
