@@ -41,7 +41,7 @@ from consumers.anonymization_config import (
 )
 from consumers.url_template import url_template
 from schemas.errors import ConsentgateError
-from schemas.fields import field_tags
+from schemas.fields import Sensitivity, field_tags
 
 HOUR_MS = 3_600_000
 LONG_MIN = -(2**63)
@@ -115,7 +115,15 @@ def _odd(value: Any) -> str | None:
     return None if value is None else "invalid"
 
 
-def _compile_keep(name: str, rule: KeepRule, output: str, scrubber: Scrubber) -> FieldFn:
+@dataclass(frozen=True, slots=True)
+class TextContext:
+    """What free-text rules need: the scrubber and the record's own identifier fields."""
+
+    scrubber: Scrubber
+    own: tuple[str, ...]
+
+
+def _compile_keep(name: str, rule: KeepRule, output: str, ctx: TextContext) -> FieldFn:
     def keep(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
         out[output] = event.get(name)
         return None
@@ -123,7 +131,7 @@ def _compile_keep(name: str, rule: KeepRule, output: str, scrubber: Scrubber) ->
     return keep
 
 
-def _compile_hour(name: str, rule: HourRule, output: str, scrubber: Scrubber) -> FieldFn:
+def _compile_hour(name: str, rule: HourRule, output: str, ctx: TextContext) -> FieldFn:
     def hour(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
         value = event.get(name)
         if type(value) is not int:
@@ -150,9 +158,7 @@ def major_minor(version: str) -> str | None:
     return str(int(major)) if minor is None else f"{int(major)}.{int(minor)}"
 
 
-def _compile_major_minor(
-    name: str, rule: MajorMinorRule, output: str, scrubber: Scrubber
-) -> FieldFn:
+def _compile_major_minor(name: str, rule: MajorMinorRule, output: str, ctx: TextContext) -> FieldFn:
     def generalize(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
         value = event.get(name)
         if not isinstance(value, str):
@@ -178,7 +184,7 @@ def ip_prefix(address: str, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> str
     return str(ipaddress.ip_network((addr, bits), strict=False))
 
 
-def _compile_ip(name: str, rule: IpPrefixRule, output: str, scrubber: Scrubber) -> FieldFn:
+def _compile_ip(name: str, rule: IpPrefixRule, output: str, ctx: TextContext) -> FieldFn:
     v4, v6 = rule.ipv4_prefix, rule.ipv6_prefix
 
     def generalize(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
@@ -192,7 +198,7 @@ def _compile_ip(name: str, rule: IpPrefixRule, output: str, scrubber: Scrubber) 
     return generalize
 
 
-def _compile_geohash(name: str, rule: GeohashRule, output: str, scrubber: Scrubber) -> FieldFn:
+def _compile_geohash(name: str, rule: GeohashRule, output: str, ctx: TextContext) -> FieldFn:
     longitude, precision, encode = rule.longitude, rule.precision, pygeohash.encode
 
     def generalize(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
@@ -211,7 +217,7 @@ def _compile_geohash(name: str, rule: GeohashRule, output: str, scrubber: Scrubb
     return generalize
 
 
-def _compile_bucket(name: str, rule: BucketRule, output: str, scrubber: Scrubber) -> FieldFn:
+def _compile_bucket(name: str, rule: BucketRule, output: str, ctx: TextContext) -> FieldFn:
     edges, labels = tuple(rule.edges), tuple(rule.labels)
     lower = -math.inf if rule.lower is None else rule.lower
     upper = math.inf if rule.upper is None else rule.upper
@@ -237,7 +243,7 @@ def _compile_bucket(name: str, rule: BucketRule, output: str, scrubber: Scrubber
     return bucket
 
 
-def _compile_count(name: str, rule: CountRule, output: str, scrubber: Scrubber) -> FieldFn:
+def _compile_count(name: str, rule: CountRule, output: str, ctx: TextContext) -> FieldFn:
     top = rule.top
 
     def count(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
@@ -250,7 +256,7 @@ def _compile_count(name: str, rule: CountRule, output: str, scrubber: Scrubber) 
     return count
 
 
-def _compile_topcode(name: str, rule: TopcodeRule, output: str, scrubber: Scrubber) -> FieldFn:
+def _compile_topcode(name: str, rule: TopcodeRule, output: str, ctx: TextContext) -> FieldFn:
     bottom, top = rule.bottom, rule.top
 
     def topcode(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
@@ -273,18 +279,36 @@ def _scrub_into(scrubber: Scrubber, text: str, pii: dict[str, int]) -> str:
     return outcome.text
 
 
-def _compile_scrub(name: str, rule: ScrubRule, output: str, scrubber: Scrubber) -> FieldFn:
+MIN_OWN_VALUE = 4  # shorter identifier values are too common to redact by value
+
+
+def _redact_own(event: Event, text: str, own: tuple[str, ...], pii: dict[str, int]) -> str:
+    """Replace the record's own identifier and sensitive values found in its free text.
+
+    Patterns cannot know that `8841920331` is this user's id or `Guojia` their
+    Wi-Fi name; the record itself does, so its values are removed by value.
+    """
+    for field_name in own:
+        value = event.get(field_name)
+        if isinstance(value, str) and len(value) >= MIN_OWN_VALUE and value in text:
+            kind = field_name.upper()
+            pii[kind] = pii.get(kind, 0) + text.count(value)
+            text = text.replace(value, f"<{kind}>")
+    return text
+
+
+def _compile_scrub(name: str, rule: ScrubRule, output: str, ctx: TextContext) -> FieldFn:
     def scrub(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
         value = event.get(name)
         if not isinstance(value, str):
             return _odd(value)
-        out[output] = _scrub_into(scrubber, value, pii)
+        out[output] = _scrub_into(ctx.scrubber, _redact_own(event, value, ctx.own, pii), pii)
         return None
 
     return scrub
 
 
-def _compile_url(name: str, rule: UrlTemplateRule, output: str, scrubber: Scrubber) -> FieldFn:
+def _compile_url(name: str, rule: UrlTemplateRule, output: str, ctx: TextContext) -> FieldFn:
     also_scrub = rule.scrub
 
     def template(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
@@ -294,13 +318,14 @@ def _compile_url(name: str, rule: UrlTemplateRule, output: str, scrubber: Scrubb
         result = url_template(value)
         if result is None:
             return "malformed_url"
-        out[output] = _scrub_into(scrubber, result, pii) if also_scrub else result
+        result = _redact_own(event, result, ctx.own, pii)
+        out[output] = _scrub_into(ctx.scrubber, result, pii) if also_scrub else result
         return None
 
     return template
 
 
-_COMPILERS: dict[type, Callable[[str, Any, str, Scrubber], FieldFn]] = {
+_COMPILERS: dict[type, Callable[[str, Any, str, TextContext], FieldFn]] = {
     KeepRule: _compile_keep,
     HourRule: _compile_hour,
     MajorMinorRule: _compile_major_minor,
@@ -322,13 +347,21 @@ def _compile(schema_name: str, policy: AnonymizationPolicy, scrubber: Scrubber) 
     template: dict[str, Any] = dict.fromkeys(output_types)
     template.update(time_granularity="HOUR", generalization_level=0, policy_version=policy.version)
     steps: list[tuple[str, FieldFn]] = []
+    ctx = TextContext(
+        scrubber=scrubber,
+        own=tuple(
+            tag.name
+            for tag in field_tags(schema_name).values()
+            if tag.identifier or tag.sensitivity is Sensitivity.SENSITIVE
+        ),
+    )
     rule: Rule
     for name, rule in schema_policy.fields.items():
         if isinstance(rule, DropRule):
             continue
         output = rule_output(name, rule)
         assert output is not None  # only drop rules have no output
-        steps.append((output, _COMPILERS[type(rule)](name, rule, output, scrubber)))
+        steps.append((output, _COMPILERS[type(rule)](name, rule, output, ctx)))
     required = tuple(
         name
         for name, avro_type in output_types.items()

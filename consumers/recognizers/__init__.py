@@ -18,6 +18,7 @@ from consumers.recognizers.mac import MAC
 from consumers.recognizers.phone import PHONE
 from consumers.recognizers.plain_uuid import UUID
 from consumers.recognizers.resident_id import RESIDENT_ID
+from consumers.recognizers.wifi_ssid import WIFI_SSID
 
 RECOGNIZERS: tuple[Recognizer, ...] = (
     RESIDENT_ID,
@@ -30,6 +31,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     IPV6,
     COORDINATES,
     UUID,
+    WIFI_SSID,
 )
 
 __all__ = ["RECOGNIZERS", "Finding", "Recognizer"]

@@ -609,3 +609,42 @@ def test_ip_prefix_policy_output_also_validates() -> None:
 def test_anonymizer_accepts_a_policy_object() -> None:
     assert isinstance(POLICY, AnonymizationPolicy)
     assert ANON.output_schema("log_event") == "anonymized_log_event"
+
+
+def test_the_records_own_identifiers_are_removed_from_its_free_text() -> None:
+    """A user id or session id has no pattern; the record itself says which values to remove."""
+    from consumers.anonymization_config import load_policy
+    from consumers.scrub import scrub as real_scrub
+
+    anonymizer = Anonymizer(load_policy(), real_scrub)
+    event = _log_event_for_own_values()
+    out = anonymizer.anonymize("log_event", event)
+    text = repr(out.record)
+    for value in (event["user_id"], event["session_id"], event["event_id"]):
+        assert value not in text
+    assert out.record["message"] == "token refresh failed for user <USER_ID> in <SESSION_ID>"
+    assert out.record["url_template"] == "https://m.example.cn/u/{id}/home"
+    assert out.pii_found["USER_ID"] == 1  # the URL's id segment was already templated
+
+
+def _log_event_for_own_values() -> dict[str, object]:
+    return {
+        "event_id": "evt-77120",
+        "user_id": "8841920331",
+        "event_time": 1_780_000_000_000,
+        "app_id": "com.example.app",
+        "app_version": "1.0.0",
+        "brand": "Xiaomi",
+        "model": "14",
+        "os_name": "Android",
+        "os_version": "14.0.1",
+        "ip_address": None,
+        "time_zone": "Asia/Shanghai",
+        "log_type": "CRASH",
+        "session_id": "sess-4410",
+        "app_open_time": None,
+        "usage_duration_ms": None,
+        "page_url": "https://m.example.cn/u/8841920331/home?x=1",
+        "message": "token refresh failed for user 8841920331 in sess-4410",
+        "system_event": None,
+    }

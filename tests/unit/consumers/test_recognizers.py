@@ -15,6 +15,7 @@ from consumers.recognizers.mac import MAC
 from consumers.recognizers.phone import PHONE
 from consumers.recognizers.plain_uuid import UUID
 from consumers.recognizers.resident_id import RESIDENT_ID
+from consumers.recognizers.wifi_ssid import WIFI_SSID
 
 # --- independent oracles -------------------------------------------------------------
 
@@ -62,7 +63,9 @@ def test_oracles_agree_with_published_examples() -> None:
 def test_every_recognizer_is_listed_once() -> None:
     listed = [id(r) for r in RECOGNIZERS]
     assert len(listed) == len(set(listed))
-    expected = {AD_ID, COORDINATES, EMAIL, IMEI, IPV4, IPV6, MAC, PHONE, RESIDENT_ID, UUID}
+    expected = {
+        AD_ID, COORDINATES, EMAIL, IMEI, IPV4, IPV6, MAC, PHONE, RESIDENT_ID, UUID, WIFI_SSID
+    }  # fmt: skip
     assert {id(r) for r in expected} == set(listed)
 
 
