@@ -1,0 +1,219 @@
+"""End to end: a hand-built consent scenario through a real worker equals the oracle's outcome.
+
+Consent records are published and acknowledged before the events they govern; a second wave
+of withdrawals follows once the first wave of events has left the pipeline, and then events
+collected before those withdrawals. The oracle (tests.integration.pipeline_scenario) says,
+for each event, pass or the first drop reason and which sensitive categories survive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.publisher import Publisher
+from ingest.topics import TopicSet
+from ingest.transport import ProducerOptions, Transport
+from schemas.codec import Codec
+from tests.integration.pipeline_scenario import (
+    APPS,
+    CATEGORIES,
+    LOC,
+    Expected,
+    Rules,
+    UserScript,
+    accounting,
+    build_event,
+    build_scenario,
+    by_label,
+    consent_records,
+    expectations,
+    iter_events,
+    qi_groups,
+    removed_fields,
+    scenario_start,
+)
+from tests.integration.worker_harness import WorkerProcess, dump, read_topic, start_worker, wait_for
+
+pytestmark = pytest.mark.integration
+
+RULES = Rules(min_policy_version=2)
+K = 2
+WORKER_ARGS = ("--k", str(K), "--max-delay", "3", "--min-policy-version", "2")
+# One linger window for a whole wave, so each wave reaches the broker as one request.
+OPTIONS = ProducerOptions(linger_ms=200, batch_size=1024 * 1024)
+SUPPRESSED = "kanon_suppressed"
+
+
+def publish_consents(pub: Publisher, users: list[UserScript], wave: int) -> int:
+    """Publish every consent record of a wave and wait for Kafka's acknowledgement."""
+    sent = 0
+    for user in users:
+        for record in consent_records(user, wave):
+            if record is None:
+                pub.tombstone(user.user_id)
+            else:
+                pub.send_valid("consent_record", record)
+            sent += 1
+    pub.flush()
+    return sent
+
+
+def publish_events(pub: Publisher, users: list[UserScript], wave: int) -> dict[str, dict[str, Any]]:
+    """Publish a wave's events (acknowledged); returns each event dict by its tag."""
+    sent: dict[str, dict[str, Any]] = {}
+    for user, planned in iter_events(users, wave):
+        event = build_event(user, planned)
+        pub.send_valid(planned.schema, event)
+        sent[planned.tag] = event
+    pub.flush()
+    return sent
+
+
+def settled(worker: WorkerProcess, consumed: int) -> bool:
+    """Every published event consumed, nothing held, and the books balance."""
+    samples = worker.metrics()
+    left, right = accounting(samples)
+    pending = samples.get("consentgate_kanon_pending", -1)
+    return left == consumed and pending == 0 and left == right
+
+
+def wait_settled(worker: WorkerProcess, consumed: int) -> None:
+    """Bounded wait for `settled`, with the worker's log on failure."""
+    try:
+        wait_for(lambda: settled(worker, consumed), timeout_s=45, what=f"{consumed} processed")
+    except AssertionError:
+        raise AssertionError(f"{dump(worker.metrics())}\n{worker.log()}") from None
+
+
+def read_outputs(
+    transport: Transport, topics: TopicSet
+) -> list[tuple[str, dict[str, Any], dict[str, bytes]]]:
+    """(schema, decoded record, headers) of every committed anonymized output."""
+    codec = Codec()
+    out = []
+    for topic, schema in (
+        (topics.name("anon_device"), "anonymized_device_event"),
+        (topics.name("anon_log"), "anonymized_log_event"),
+    ):
+        for msg in read_topic(transport, topic):
+            assert msg.value is not None, "anonymized records are never tombstones"
+            out.append((schema, codec.decode_as(msg.value, schema), dict(msg.headers)))
+    return out
+
+
+def check_sensitive_fields(
+    record: dict[str, Any], verdict: Expected, event: dict[str, Any]
+) -> list[str]:
+    """Problems with the sensitive-derived fields of one device output (empty if none)."""
+    problems = []
+    located = LOC in verdict.categories and event["latitude"] is not None
+    if (record["geohash"] is not None) != located:
+        problems.append(
+            f"{verdict.tag} {verdict.label}: geohash {'missing' if located else 'kept'}"
+        )
+    sourced = LOC in verdict.categories and event["location_source"] is not None
+    if (record["location_source"] is not None) != sourced:
+        problems.append(f"{verdict.tag} {verdict.label}: location_source wrong")
+    apps = event["installed_apps"]
+    count = len(apps) if APPS in verdict.categories and apps is not None else None
+    if record["installed_app_count"] != count:
+        problems.append(f"{verdict.tag} {verdict.label}: installed_app_count wrong")
+    return problems
+
+
+def test_anonymized_output_equals_the_consent_oracle(
+    kafka_bootstrap: str, transport: Transport, topic_set: TopicSet, group_id: str, tmp_path: Path
+) -> None:
+    """Drops by reason, released records, surviving sensitive fields, provenance and erasures."""
+    t0 = scenario_start(int(time.time() * 1000))
+    users = build_scenario(t0, f"oracle-{group_id}")
+    verdicts = expectations(users, RULES)
+    assert {v.reason for v in verdicts} >= {
+        "unknown_user",
+        "account_cancelled",
+        "policy_version_too_old",
+        "minor_without_guardian_consent",
+        "consent_withdrawn",
+        "no_analytics_consent",
+        None,
+    }, "the scenario covers every reason"
+    assert all(n >= K for n in qi_groups(users, verdicts).values()), "every group can reach k"
+
+    pub = Publisher(transport, topic_set, OPTIONS)
+    publish_consents(pub, users, 1)
+    events = publish_events(pub, users, 1)
+    worker = start_worker(kafka_bootstrap, topic_set, tmp_path, group=group_id, extra=WORKER_ARGS)
+    try:
+        worker.wait_ready()
+        wait_settled(worker, len(events))
+        publish_consents(pub, users, 2)
+        events.update(publish_events(pub, users, 2))
+        wait_settled(worker, len(events))
+        samples = worker.metrics()
+    finally:
+        pub.close()
+        code = worker.stop()
+    assert code == 0, worker.log()
+    left, right = accounting(samples)
+    assert left == right == len(events), "SPEC 9 accounting identity"
+
+    # (a) every drop counted under the oracle's reason; nothing suppressed, nothing dead-lettered
+    dropped = by_label(samples, "consentgate_dropped_total")
+    assert dropped.get(SUPPRESSED, 0) == 0, dump(dropped)
+    got_reasons = Counter({r: int(n) for r, n in dropped.items() if n and r != SUPPRESSED})
+    want_reasons = Counter(v.reason for v in verdicts if v.reason is not None)
+    assert got_reasons == want_reasons
+    assert sum(by_label(samples, "consentgate_dead_lettered_total").values()) == 0
+    by_tag = {v.tag: v for v in verdicts}
+    want_removed: Counter[str] = Counter()
+    for tag, event in events.items():
+        want_removed.update(removed_fields(event, by_tag[tag]))
+    got_removed = by_label(samples, "consentgate_fields_removed_total")
+    assert {c: int(got_removed.get(c, 0)) for c in CATEGORIES} == {
+        c: want_removed[c] for c in CATEGORIES
+    }
+
+    # (b) the released records are exactly the oracle's passes, each once
+    outputs = read_outputs(transport, topic_set)
+    released = Counter(record["app_version"] for _schema, record, _h in outputs)
+    assert all(n == 1 for n in released.values()), "no record released twice"
+    wrongly_released = sorted(t for t in released if by_tag[t].reason is not None)
+    passes = {v.tag for v in verdicts if v.reason is None}
+    wrongly_dropped = sorted(f"{t} {by_tag[t].label}" for t in passes - set(released))
+    assert not wrongly_released, [f"{t} {by_tag[t].label}" for t in wrongly_released]
+    assert not wrongly_dropped
+
+    # (c) sensitive-derived fields present exactly where their category survives
+    problems = []
+    for schema, record, _headers in outputs:
+        verdict = by_tag[record["app_version"]]
+        assert schema == "anonymized_" + verdict.schema
+        if verdict.schema == "device_event":
+            problems += check_sensitive_fields(record, verdict, events[verdict.tag])
+    assert not problems
+
+    # (d) consent provenance: the record version and policy version each event was judged on
+    for _schema, record, headers in outputs:
+        verdict = by_tag[record["app_version"]]
+        provenance = headers.get("consent-provenance", b"").decode()
+        parts = dict(p.split("=", 1) for p in provenance.split(";") if "=" in p)
+        assert parts == {"v": str(verdict.record_version), "policy": str(verdict.policy_version)}, (
+            f"{verdict.tag} {verdict.label}: {provenance!r}"
+        )
+
+    # (e) one erasure request per cancelled account (cancelled record or tombstone)
+    codec = Codec()
+    erasures = Counter(
+        codec.decode_as(msg.value, "erasure_request")["user_id"]
+        for msg in read_topic(transport, topic_set.name("erasure"))
+        if msg.value is not None
+    )
+    cancelled = {
+        u.user_id for u in users if any(s.kind in ("cancel", "tombstone") for s in u.steps)
+    }
+    assert erasures == Counter(cancelled)
