@@ -8,6 +8,7 @@ with Publisher.connect() as pub:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ingest.config import KafkaSettings, load_settings
-from ingest.errors import DeliveryError, PublishError
+from ingest.errors import DeliveryError, PublishError, TransportError
 from ingest.metrics import FLUSH_SECONDS, PUBLISH_FAILED, PUBLISH_REJECTED, PUBLISHED
 from ingest.topics import TopicSet, load_topic_set
 from ingest.transport import Producer, ProducerOptions, Transport, make_transport
@@ -30,7 +31,10 @@ FINGERPRINT_HEADER = "schema-fingerprint"
 PUBLISHABLE = ("device_event", "log_event", "consent_record")
 _ROLE = {"device_event": "raw_device", "log_event": "raw_log", "consent_record": "consent"}
 
-# Throughput-oriented defaults, chosen by measurement (see BENCHMARKS.md).
+# Throughput-oriented defaults, chosen by measurement. lz4 over none, 50k simulated events,
+# kafka-python, local broker, busy 2-core box: 150 vs 440 bytes per record in the log (2.9x
+# less on the wire and disk), 180 vs 200 us CPU per record (fewer bytes to frame and send
+# outweigh compressing them), 2.6-4.2k vs 2.1-2.5k records/s.
 PUBLISHER_OPTIONS = ProducerOptions(linger_ms=20, batch_size=512 * 1024, compression="lz4")
 
 
@@ -142,14 +146,21 @@ class Publisher:
                 raise
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Flush, then release the producer."""
-        if self._producer is None:
+        """Flush, then release the producer; undelivered records raise DeliveryError."""
+        producer = self._producer
+        if producer is None:
             return
         try:
             self.flush(timeout_s)
-        finally:
-            self._producer.close(timeout_s)
+        except DeliveryError:
+            # Release the producer without waiting again, and without letting a close
+            # failure hide the delivery failure the caller needs to see.
             self._producer = None
+            with contextlib.suppress(TransportError):
+                producer.close(0)
+            raise
+        self._producer = None
+        producer.close(timeout_s)
 
     def __enter__(self) -> Publisher:
         return self

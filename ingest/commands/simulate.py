@@ -38,6 +38,8 @@ FIXED_START = "2026-01-01T00:00:00Z"
 # Pacing: never run more than this far ahead of schedule, and sleep in steps of at most this.
 _AHEAD_S = 0.002
 _SLEEP_STEP_S = 0.05
+# Fallen further behind than this, the schedule slips instead of catching up in a burst.
+_MAX_LAG_S = 0.05
 
 
 def _instant(text: str) -> int:
@@ -195,10 +197,11 @@ def _output(path: str) -> Iterator[TextIO]:
         yield sys.stdout
         return
     try:
-        with Path(path).open("w", encoding="utf-8", newline="\n") as handle:
-            yield handle
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        handle = Path(path).open("w", encoding="utf-8", newline="\n")  # noqa: SIM115
+    except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with handle:
+        yield handle
 
 
 def _write(path: str, items: Iterator[Item]) -> Tally:
@@ -223,11 +226,18 @@ def publish_paced(publisher: Publisher, items: Iterator[Item], total: int | None
     tally = Tally()
     progress = Progress("simulate", total=total)
     failure: TransportError | None = None
-    began = time.monotonic()
+    started = time.monotonic()
     with _stop_on_signals() as stop:
         try:
+            publisher.producer  # noqa: B018  connect before the clock starts
+            started = began = time.monotonic()
             for item in items:
-                _wait_until(began + item.send_offset_ms / 1000, stop)
+                due = began + item.send_offset_ms / 1000
+                late = time.monotonic() - due
+                if late > _MAX_LAG_S:  # a stall (e.g. the first metadata fetch): slip, no burst
+                    began += late
+                    due += late
+                _wait_until(due, stop)
                 if stop.requested:
                     tally.interrupted = True
                     break
@@ -246,7 +256,7 @@ def publish_paced(publisher: Publisher, items: Iterator[Item], total: int | None
             except DeliveryError as exc:
                 tally.undelivered = exc.failed
                 failure = failure or exc
-    tally.elapsed_s = time.monotonic() - began
+    tally.elapsed_s = time.monotonic() - started
     if failure is not None:
         tally.undelivered = max(tally.undelivered, 1)
         print(f"simulate: {failure}", file=sys.stderr)
