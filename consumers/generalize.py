@@ -43,6 +43,13 @@ def truncate_geohash(precision: int) -> Generalizer:
     return step
 
 
+def drop_location(record: Record) -> Record:
+    """Remove the coarse location entirely (the last resort before suppression)."""
+    if record.get("geohash") is None:
+        return record
+    return {**record, "geohash": None}
+
+
 def os_version_to_major(record: Record) -> Record:
     """Keep only the major part of the OS version ("14.2" -> "14")."""
     version = record.get("os_version")
@@ -124,6 +131,7 @@ DEFAULT_HIERARCHY = Hierarchy(
         Step("geohash3_brand_only", (truncate_geohash(3), drop_model)),
         Step("day_geohash2", (event_time_to_day, truncate_geohash(2))),
         Step("os_name_only", (drop_brand, drop_os_version)),
+        Step("no_location", (drop_location,)),
     )
 )
 """Default hierarchy (SPEC section 7): coarser location, OS, device, then time, step by step."""

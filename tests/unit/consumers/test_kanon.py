@@ -97,7 +97,7 @@ def assert_ancestor(released: dict[str, Any], original: dict[str, Any]) -> None:
         assert qi_of(released) == qi_of(original)
     if original.get("geohash") is None:
         assert released.get("geohash") is None
-    else:
+    elif released.get("geohash") is not None:  # None is the hierarchy's root (no location)
         assert original["geohash"].startswith(released["geohash"])
     assert released["model"] in (None, original["model"])
     assert released["brand"] in (None, original["brand"])
@@ -485,3 +485,21 @@ def test_realistic_skewed_traffic_keeps_suppression_under_five_percent() -> None
     rates = {lvl: round(c / total, 4) for lvl, c in sorted(levels.items())}
     print(f"suppressed {suppressed / total:.4f}, released by level {rates}")
     assert suppressed / total < 0.05
+
+
+def test_the_last_step_drops_the_location_before_anything_is_suppressed() -> None:
+    from consumers.generalize import DEFAULT_HIERARCHY
+
+    record = {
+        "geohash": "wx4g0",
+        "location_source": "GPS",
+        "event_hour": 1_709_647_200_000,
+        "time_granularity": "HOUR",
+        "brand": "Huawei",
+        "model": "P40",
+        "os_name": "Android",
+        "os_version": "10.1",
+    }
+    top = DEFAULT_HIERARCHY.generalize(record, DEFAULT_HIERARCHY.top)
+    assert top["geohash"] is None
+    assert top["location_source"] == "GPS"
