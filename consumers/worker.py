@@ -389,7 +389,10 @@ class Worker:
         m.PENDING.set(self._kanon.pending_count)
 
     def _abort_quietly(self) -> None:
-        self._txn = None
+        txn, self._txn = self._txn, None
+        if txn is not None:  # their erasure requests were aborted with the transaction
+            for cancellation in txn.erased:
+                self._due[cancellation.user_id] = cancellation
         m.TRANSACTIONS.labels("aborted").inc()
         if self.settings.exactly_once and self._producer is not None:
             try:

@@ -1,0 +1,292 @@
+"""Workloads with a per-record marker, topic sets, live feeding and checks for the fault tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.consent_store import read_to_end
+from ingest.fleet import Fleet
+from ingest.publisher import Publisher
+from ingest.simulate import Simulation
+from ingest.topics import ROLES, TopicSet, load_topic_set
+from ingest.transport import ConsumerOptions, TopicPartition, Transport
+from schemas.codec import Codec
+from schemas.registry import default_registry
+from tests.integration.worker_harness import WorkerProcess, metric_sum, read_topic
+
+FAULT_PARTITIONS = 3
+CLOSER_USERS = 30
+CLOSER_EVENTS_PER_USER = 2
+# Every event gets the same quasi-identifiers, so each schema forms one k-anonymity group.
+SAME_QI = {"brand": "Xiaomi", "model": "Mi 11", "os_name": "Android", "os_version": "12.1.0"}
+ANON_SCHEMAS = {"anon_device": "anonymized_device_event", "anon_log": "anonymized_log_event"}
+
+
+@dataclass(slots=True)
+class Workload:
+    """Consent records, then main events (marked m…), then closer events (marked c…)."""
+
+    consents: list[dict[str, Any]]
+    events: list[tuple[str, dict[str, Any]]]
+    closers: list[tuple[str, dict[str, Any]]]
+    closer_consents: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def markers(self) -> set[str]:
+        """Markers of the main events (closers excluded)."""
+        return {record["app_version"] for _t, record in self.events}
+
+
+def _full_consent(user_id: str, at_ms: int) -> dict[str, Any]:
+    """A consent record that lets every purpose and category through, for an adult."""
+    granted = {"granted": True, "since": at_ms}
+    return {
+        "user_id": user_id,
+        "version": 1,
+        "updated_at": at_ms,
+        "account_status": "ACTIVE",
+        "cancelled_at": None,
+        "policy_acceptances": [{"version": 3, "accepted_at": at_ms}],
+        "purposes": {name: dict(granted) for name in ("analytics", "product_improvement")},
+        "categories": {
+            name: dict(granted)
+            for name in ("device_identifiers", "precise_location", "installed_apps")
+        },
+        "birth_date": None,
+        "birth_year": 1980,
+        "declared_minor": False,
+        "guardian_consent": None,
+    }
+
+
+def _flatten(record: dict[str, Any], marker: str, event_time: int) -> dict[str, Any]:
+    out = {**record, **SAME_QI, "app_version": marker, "event_time": event_time}
+    if "latitude" in out:
+        out["latitude"] = None
+        out["longitude"] = None
+        out["location_accuracy_m"] = None
+    if out.get("app_open_time") is not None:
+        out["app_open_time"] = event_time
+    return out
+
+
+def build_workload(seed: int, users: int, count: int, now_ms: int) -> Workload:
+    """A simulated fleet's consent and events, every event marked and sharing one QI tuple."""
+    fleet = Fleet(seed=seed, users=users, start_ms=now_ms - 5 * 60_000)
+    event_time = now_ms - 1_000
+    consents: list[dict[str, Any]] = []
+    events: list[tuple[str, dict[str, Any]]] = []
+    for item in Simulation(fleet).items(count=count, rate_per_s=count / 290):
+        if item.event_type == "consent_record":
+            consents.append(item.record)
+        else:
+            marker = f"m{len(events):05d}"
+            events.append((item.event_type, _flatten(item.record, marker, event_time)))
+    template = {t: r for t, r in events}
+    closer_consents: list[dict[str, Any]] = []
+    closers: list[tuple[str, dict[str, Any]]] = []
+    for n in range(CLOSER_USERS):
+        user_id = f"77{n:08d}"
+        closer_consents.append(_full_consent(user_id, now_ms - 10 * 60_000))
+        for i in range(CLOSER_EVENTS_PER_USER):
+            for event_type in ("device_event", "log_event"):
+                record = {
+                    **template[event_type],
+                    "user_id": user_id,
+                    "event_id": str(uuid.UUID(int=(n << 16) + (i << 1) + len(closers))),
+                }
+                closers.append((event_type, _flatten(record, f"c{len(closers):05d}", event_time)))
+    return Workload(consents, events, closers, closer_consents)
+
+
+def create_topic_set(transport: Transport) -> TopicSet:
+    """A fresh, uuid-prefixed topic set with FAULT_PARTITIONS partitions each."""
+    topics = load_topic_set(prefix=f"f{uuid.uuid4().hex[:10]}.", partitions=FAULT_PARTITIONS)
+    admin = transport.admin()
+    try:
+        admin.create_topics(topics.specs[r] for r in ROLES)
+    finally:
+        admin.close()
+    return topics
+
+
+def delete_topic_set(transport: Transport, topics: TopicSet) -> None:
+    """Remove every topic of a set."""
+    admin = transport.admin()
+    try:
+        admin.delete_topics(topics.specs[r].name for r in ROLES)
+    finally:
+        admin.close()
+
+
+@contextmanager
+def fresh_topic_set(transport: Transport) -> Iterator[TopicSet]:
+    """A topic set for one block, deleted afterwards."""
+    topics = create_topic_set(transport)
+    try:
+        yield topics
+    finally:
+        delete_topic_set(transport, topics)
+
+
+def publish(
+    transport: Transport, topics: TopicSet, records: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
+    """Send records (event type, dict) and wait until Kafka has them all."""
+    with Publisher(transport, topics) as publisher:
+        for event_type, record in records:
+            publisher.send_valid(event_type, record)
+
+
+def publish_consents(transport: Transport, topics: TopicSet, workload: Workload) -> None:
+    """All consent records of a workload, main users and closer users."""
+    publish(
+        transport,
+        topics,
+        [("consent_record", r) for r in (*workload.consents, *workload.closer_consents)],
+    )
+
+
+class Feeder(threading.Thread):
+    """Publishes records in small flushed chunks at a steady rate from a background thread."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        topics: TopicSet,
+        records: Sequence[tuple[str, dict[str, Any]]],
+        seconds: float,
+        chunk: int = 100,
+    ) -> None:
+        super().__init__(daemon=True)
+        self._transport = transport
+        self._topics = topics
+        self._records = records
+        self._pause = seconds * chunk / max(1, len(records))
+        self._chunk = chunk
+        self.error: BaseException | None = None
+        self.sent = 0
+
+    def run(self) -> None:
+        """Publish every record, pausing between chunks."""
+        try:
+            with Publisher(self._transport, self._topics) as publisher:
+                for start in range(0, len(self._records), self._chunk):
+                    for event_type, record in self._records[start : start + self._chunk]:
+                        publisher.send_valid(event_type, record)
+                    publisher.flush()
+                    self.sent = min(len(self._records), start + self._chunk)
+                    time.sleep(self._pause)
+        except BaseException as exc:  # reported by finish()
+            self.error = exc
+
+    def finish(self, timeout_s: float = 60) -> None:
+        """Wait for the last record; re-raise a publishing failure."""
+        self.join(timeout_s)
+        assert not self.is_alive(), "feeder did not finish in time"
+        if self.error is not None:
+            raise self.error
+
+
+def output_markers(transport: Transport, topics: TopicSet) -> Counter[str]:
+    """Marker (app_version) of every committed anonymized record, counted."""
+    codec = Codec(default_registry())
+    found: Counter[str] = Counter()
+    for role, schema in ANON_SCHEMAS.items():
+        for msg in read_topic(transport, topics.name(role)):  # type: ignore[arg-type]
+            assert msg.value is not None
+            found[codec.decode_as(msg.value, schema)["app_version"]] += 1
+    return found
+
+
+def live_checkpoint_keys(transport: Transport, topics: TopicSet) -> set[bytes]:
+    """Keys of the k-anonymity checkpoint topic whose latest committed value is not a tombstone."""
+    latest = read_to_end(transport, topics.name("kanon_pending"))
+    return {key for key, value in latest.items() if value is not None}
+
+
+def end_offsets(transport: Transport, topic: str) -> dict[int, int]:
+    """End offset of each partition of a topic."""
+    consumer = transport.consumer(ConsumerOptions(group_id=None))
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for(topic)]
+        return {tp.partition: end for tp, end in consumer.end_offsets(parts).items()}
+    finally:
+        consumer.close()
+
+
+def worker_group(topics: TopicSet, group: str) -> str:
+    """The consumer group a worker started with `--group group` joins (it carries the prefix)."""
+    return topics.prefix + group
+
+
+def committed_lag(transport: Transport, topics: TopicSet, group: str) -> int:
+    """Raw records beyond the committed offsets of a worker group (`--group group`)."""
+    consumer = transport.consumer(
+        ConsumerOptions(group_id=worker_group(topics, group), read_committed=True)
+    )
+    try:
+        lag = 0
+        for role in ("raw_device", "raw_log"):
+            topic = topics.name(role)
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for(topic)]
+            for tp, end in consumer.end_offsets(parts).items():
+                lag += end - (consumer.committed(tp) or 0)
+        return lag
+    finally:
+        consumer.close()
+
+
+def accounting(samples: dict[str, float]) -> tuple[float, float]:
+    """Both sides of SPEC section 9's identity: consumed + restored, and where records went."""
+    left = metric_sum(samples, "consentgate_consumed_total") + metric_sum(
+        samples, "consentgate_kanon_pending_restored_total"
+    )
+    right = (
+        metric_sum(samples, "consentgate_forwarded_total")
+        + metric_sum(samples, "consentgate_dropped_total")
+        + metric_sum(samples, "consentgate_dead_lettered_total")
+        + metric_sum(samples, "consentgate_kanon_pending_handed_off_total")
+        + metric_sum(samples, "consentgate_kanon_pending")
+    )
+    return left, right
+
+
+def settled_metrics(worker: WorkerProcess, timeout_s: float = 20) -> dict[str, float]:
+    """Metrics once two scrapes a second apart agree on every accounting term."""
+    deadline = time.monotonic() + timeout_s
+    previous: tuple[float, float] | None = None
+    samples: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        samples = worker.metrics()
+        now = accounting(samples)
+        if now == previous:
+            return samples
+        previous = now
+        time.sleep(1.0)
+    return samples
+
+
+def assert_accounting(worker: WorkerProcess) -> dict[str, float]:
+    """The identity holds on a quiet worker's scraped metrics; returns the samples."""
+    samples = settled_metrics(worker)
+    left, right = accounting(samples)
+    assert left == right, f"accounting broken: consumed+restored={left}, outcomes={right}"
+    return samples
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll a condition every half second; fail with `what` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")

@@ -1,0 +1,277 @@
+"""Exactly once under faults: SIGKILL and restart, scale-out and SIGTERM, the N-worker supervisor.
+
+Every event carries a unique marker in `app_version` (a field the policy keeps) and all
+events share one quasi-identifier tuple per schema, so with k = 2 nothing is suppressed
+and the output of an uninterrupted reference run on a copy of the input is the expected
+multiset. Closer events of fresh users follow the main events in every partition, so the
+k-anonymity window can only be left holding closers at the end.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.topics import TopicSet
+from ingest.transport import Transport
+from tests.integration.fault_helpers import (
+    Feeder,
+    Workload,
+    assert_accounting,
+    build_workload,
+    committed_lag,
+    fresh_topic_set,
+    live_checkpoint_keys,
+    output_markers,
+    publish,
+    publish_consents,
+    wait_until,
+)
+from tests.integration.worker_harness import (
+    WorkerProcess,
+    free_port,
+    metric_sum,
+    parse_metrics,
+    start_worker,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+KANON = ["--k", "2", "--max-delay", "30"]
+EVENTS = 6_000
+
+
+def _main(markers: Counter[str]) -> Counter[str]:
+    return Counter({m: n for m, n in markers.items() if m.startswith("m")})
+
+
+def _caught_up(transport: Transport, topics: TopicSet, group: str) -> None:
+    wait_until(
+        lambda: committed_lag(transport, topics, group) == 0,
+        90,
+        "the group to commit every raw offset",
+    )
+
+
+@pytest.fixture(scope="module")
+def workload() -> Workload:
+    """One marked workload for every test of this module."""
+    return build_workload(seed=20261, users=150, count=EVENTS, now_ms=int(time.time() * 1000))
+
+
+@pytest.fixture(scope="module")
+def reference(
+    transport: Transport,
+    kafka_bootstrap: str,
+    workload: Workload,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Counter[str]:
+    """Main markers an uninterrupted worker forwards from a separate copy of the workload."""
+    logs = tmp_path_factory.mktemp("reference")
+    with fresh_topic_set(transport) as topics:
+        publish_consents(transport, topics, workload)
+        publish(transport, topics, [*workload.events, *workload.closers])
+        worker = start_worker(kafka_bootstrap, topics, logs, group="ref", extra=KANON)
+        try:
+            worker.wait_ready()
+            _caught_up(transport, topics, "ref")
+            samples = assert_accounting(worker)
+        finally:
+            worker.stop()
+        found = output_markers(transport, topics)
+    assert metric_sum(samples, "consentgate_kanon_suppressed_total") == 0
+    assert max(found.values()) == 1, "the reference run itself repeated a record"
+    expected = _main(found)
+    # Consent lets most but not all of the fleet through: the comparison is not vacuous.
+    assert len(workload.markers) * 0.5 < len(expected) < len(workload.markers)
+    return expected
+
+
+def test_worker_killed_and_restarted_repeatedly_loses_and_repeats_nothing(
+    transport: Transport,
+    kafka_bootstrap: str,
+    workload: Workload,
+    reference: Counter[str],
+    group_id: str,
+    tmp_path: Path,
+) -> None:
+    rng = random.Random()
+    with fresh_topic_set(transport) as topics:
+        publish_consents(transport, topics, workload)
+        feeder = Feeder(transport, topics, workload.events, seconds=45)
+        feeder.start()
+        sent_at_kill: list[int] = []
+        for _ in range(3):
+            worker = start_worker(kafka_bootstrap, topics, tmp_path, group=group_id, extra=KANON)
+            worker.wait_ready(timeout_s=60)
+            time.sleep(rng.uniform(1, 3))
+            worker.kill()
+            sent_at_kill.append(feeder.sent)
+        feeder.finish()
+        publish(transport, topics, workload.closers)
+        final = start_worker(kafka_bootstrap, topics, tmp_path, group=group_id, extra=KANON)
+        try:
+            final.wait_ready(timeout_s=60)
+            _caught_up(transport, topics, group_id)
+            assert_accounting(final)
+        finally:
+            assert final.stop() == 0, final.log()
+        found = output_markers(transport, topics)
+        assert _main(found) == reference, (
+            f"lost {len(set(reference) - set(found))}, "
+            f"unexpected {len(set(_main(found)) - set(reference))}, "
+            f"repeated {sum(n - 1 for n in found.values() if n > 1)}"
+        )
+        assert max(found.values()) == 1
+        # The kills landed while events were still arriving.
+        assert sum(1 for sent in sent_at_kill if sent < len(workload.events)) >= 2, sent_at_kill
+
+        # A worker with no hold limit settles whatever closers the window still held.
+        drain = start_worker(
+            kafka_bootstrap,
+            topics,
+            tmp_path,
+            group=group_id,
+            extra=["--k", "2", "--max-delay", "0"],
+        )
+        try:
+            drain.wait_ready(timeout_s=60)
+            wait_until(
+                lambda: live_checkpoint_keys(transport, topics) == set(),
+                30,
+                "the checkpoint topic to hold no live pending entry",
+            )
+            samples = assert_accounting(drain)
+            assert metric_sum(samples, "consentgate_kanon_pending") == 0
+        finally:
+            assert drain.stop() == 0, drain.log()
+        assert _main(output_markers(transport, topics)) == reference
+
+
+def test_second_worker_joining_and_first_leaving_mid_stream_loses_and_repeats_nothing(
+    transport: Transport,
+    kafka_bootstrap: str,
+    workload: Workload,
+    reference: Counter[str],
+    group_id: str,
+    tmp_path: Path,
+) -> None:
+    with fresh_topic_set(transport) as topics:
+        publish_consents(transport, topics, workload)
+        feeder = Feeder(transport, topics, workload.events, seconds=30)
+        feeder.start()
+        first = start_worker(
+            kafka_bootstrap, topics, tmp_path, index=0, group=group_id, extra=KANON
+        )
+        second: WorkerProcess | None = None
+        try:
+            first.wait_ready(timeout_s=60)
+            time.sleep(2)
+            second = start_worker(
+                kafka_bootstrap, topics, tmp_path, index=1, group=group_id, extra=KANON
+            )
+            second.wait_ready(timeout_s=60)
+            wait_until(
+                lambda: metric_sum(first.metrics(), "consentgate_assigned_partitions") < 6,
+                30,
+                "the first worker to give partitions up",
+            )
+            time.sleep(2)
+            sent_at_stop = feeder.sent
+            assert first.stop() == 0, first.log()
+            assert sent_at_stop < len(workload.events), "the stream ended before the SIGTERM"
+            feeder.finish()
+            publish(transport, topics, workload.closers)
+            _caught_up(transport, topics, group_id)
+            samples = assert_accounting(second)
+            assert metric_sum(samples, "consentgate_assigned_partitions") == 6
+        finally:
+            for worker in (first, second):
+                if worker is not None and worker.proc.poll() is None:
+                    worker.stop()
+        found = output_markers(transport, topics)
+        assert _main(found) == reference
+        assert max(found.values()) == 1
+
+
+@pytest.fixture
+def two_ports() -> Iterator[int]:
+    """A base port whose next port is free too."""
+    for _ in range(20):
+        base = free_port()
+        try:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", base + 1))
+        except OSError:
+            continue
+        yield base
+        return
+    raise AssertionError("no two consecutive free ports")
+
+
+def _get(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def test_run_with_two_workers_starts_two_ready_processes_that_stop_on_sigterm(
+    transport: Transport,
+    kafka_bootstrap: str,
+    workload: Workload,
+    group_id: str,
+    two_ports: int,
+    tmp_path: Path,
+) -> None:
+    with fresh_topic_set(transport) as topics:
+        publish_consents(transport, topics, workload)
+        publish(transport, topics, workload.closers)
+        cmd = [
+            sys.executable, "-m", "ingest.cli", "run", "--workers", "2",
+            "--bootstrap", kafka_bootstrap, "--prefix", topics.prefix, "--group", group_id,
+            "--metrics-port", str(two_ports), "--demo", *KANON,
+        ]  # fmt: skip
+        log_path = tmp_path / "supervisor.log"
+        with log_path.open("wb") as handle:
+            parent = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT)
+        try:
+            ports = (two_ports, two_ports + 1)
+            wait_until(
+                lambda: all(_get(p, "/readyz") == 200 for p in ports),
+                60,
+                "both supervised workers to be ready",
+            )
+            _caught_up(transport, topics, group_id)
+            for port in ports:
+                worker = WorkerProcess(parent, port, log_path)
+                assert_accounting(worker)
+            consumed = sum(
+                metric_sum(
+                    parse_metrics(WorkerProcess(parent, p, log_path).get("/metrics")[1]),
+                    "consentgate_consumed_total",
+                )
+                for p in ports
+            )
+            assert consumed == len(workload.closers)
+            parent.send_signal(signal.SIGTERM)
+            assert parent.wait(timeout=40) == 0, log_path.read_text(errors="replace")[-3000:]
+            assert all(_get(p, "/healthz") == 0 for p in ports)
+        finally:
+            if parent.poll() is None:
+                parent.kill()
+                parent.wait(timeout=10)
