@@ -111,6 +111,13 @@ class Worker:
         try:
             if not self._wait_for_residency():
                 return 0
+            if self._distinct_sink() and s.exactly_once:
+                log.error(
+                    "exactly-once needs the sink on the source cluster: one Kafka transaction "
+                    "cannot span two clusters; mirror the raw topics to the sink cluster or "
+                    "run with --at-least-once"
+                )
+                return 2
             self._feed = ConsentFeed(self._source, self.topics.name("consent"), self._codec)
             loaded = self._feed.catch_up(timeout_s=120)
             self._note_consent()
@@ -147,6 +154,12 @@ class Worker:
             self.health.stopping = True
             m.READY.set(0)
             self._shutdown()
+
+    def _distinct_sink(self) -> bool:
+        """True when outputs go to another cluster than the one consumed from."""
+        return self._sink is not self._source and (
+            self._sink.bootstrap_servers != self._source.bootstrap_servers
+        )
 
     def _wait_for_residency(self) -> bool:
         """Fail closed: produce nothing until the sink passes the residency check."""

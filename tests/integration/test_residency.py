@@ -91,3 +91,31 @@ def test_worker_refuses_a_sink_outside_the_mainland_and_is_not_ready(
     assert any("us-east-1a" in str(r.get("problem")) for r in refusals)
     user_ids = {record["user_id"] for _t, record in workload.events}
     assert not [u for u in user_ids if u in log], "a user id reached the log"
+
+
+def test_exactly_once_to_a_separate_mainland_cluster_fails_closed_with_a_reason(
+    kafka_bootstrap: str, topic_set: TopicSet, group_id: str, tmp_path: Path
+) -> None:
+    """One Kafka transaction cannot span two clusters: refuse instead of aborting forever."""
+    broker = LocalBroker(run_dir=tmp_path / "cn-sink", rack="cn-north-1b")
+    try:
+        sink_bootstrap = broker.start(timeout_s=90)
+    except Exception as exc:  # the run must fail loudly, never skip
+        pytest.fail(f"no sink broker: {exc}", pytrace=False)
+    try:
+        admin = make_transport(load_settings(bootstrap_servers=sink_bootstrap)).admin()
+        try:
+            admin.create_topics(topic_set.specs[r] for r in ROLES)
+        finally:
+            admin.close()
+        worker = start_worker(
+            kafka_bootstrap,
+            topic_set,
+            tmp_path,
+            group=group_id,
+            extra=["--sink-bootstrap", sink_bootstrap],
+        )
+        assert worker.proc.wait(timeout=90) == 2
+        assert "one Kafka transaction cannot span two clusters" in worker.log()
+    finally:
+        broker.stop()
