@@ -95,3 +95,16 @@ def topic_set(transport: Transport) -> Iterator[TopicSet]:
 def group_id() -> str:
     """A fresh consumer group id for one test."""
     return f"g-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["kafka-python", "confluent"])
+def client(request: pytest.FixtureRequest) -> str:
+    """Each Kafka client library in turn: a test using it runs once per client."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def client_transport(kafka_settings: KafkaSettings, client: str) -> Transport:
+    """The transport of the parametrized `client` for the session broker."""
+    return make_transport(kafka_settings.model_copy(update={"client": client}))

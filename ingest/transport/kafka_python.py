@@ -101,6 +101,8 @@ class KafkaPythonProducer:
             conf["transaction_timeout_ms"] = options.transaction_timeout_ms
         try:
             self._p = kafka.KafkaProducer(**conf)
+        except kerr.KafkaConfigurationError as exc:
+            raise ConfigError(f"invalid producer settings: {exc}") from exc
         except kerr.KafkaError as exc:
             raise map_error(exc, "cannot connect producer") from exc
         except (RuntimeError, ValueError, AssertionError) as exc:  # bad settings
@@ -110,6 +112,8 @@ class KafkaPythonProducer:
         self._first_failure: str | None = None
 
     def _on_error(self, exc: BaseException) -> None:
+        if isinstance(exc, kerr.TransactionAbortedError):
+            return  # records of a transaction we aborted ourselves: not a delivery failure
         with self._lock:
             self._failures += 1
             if self._first_failure is None:
@@ -231,6 +235,8 @@ class KafkaPythonConsumer:
         )
         try:
             self._c = kafka.KafkaConsumer(**conf)
+        except kerr.KafkaConfigurationError as exc:
+            raise ConfigError(f"invalid consumer settings: {exc}") from exc
         except kerr.KafkaError as exc:
             raise map_error(exc, "cannot connect consumer") from exc
         except (RuntimeError, ValueError, AssertionError) as exc:  # bad settings
