@@ -127,7 +127,12 @@ def check_sensitive_fields(
 
 
 def test_anonymized_output_equals_the_consent_oracle(
-    kafka_bootstrap: str, transport: Transport, topic_set: TopicSet, group_id: str, tmp_path: Path
+    kafka_bootstrap: str,
+    transport: Transport,
+    topic_set: TopicSet,
+    group_id: str,
+    tmp_path: Path,
+    client: str,
 ) -> None:
     """Drops by reason, released records, surviving sensitive fields, provenance and erasures."""
     t0 = scenario_start(int(time.time() * 1000))
@@ -147,7 +152,13 @@ def test_anonymized_output_equals_the_consent_oracle(
     pub = Publisher(transport, topic_set, OPTIONS)
     publish_consents(pub, users, 1)
     events = publish_events(pub, users, 1)
-    worker = start_worker(kafka_bootstrap, topic_set, tmp_path, group=group_id, extra=WORKER_ARGS)
+    worker = start_worker(
+        kafka_bootstrap,
+        topic_set,
+        tmp_path,
+        group=group_id,
+        extra=[*WORKER_ARGS, "--client", client],
+    )
     try:
         worker.wait_ready()
         wait_settled(worker, len(events))

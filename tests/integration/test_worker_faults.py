@@ -105,22 +105,27 @@ def test_worker_killed_and_restarted_repeatedly_loses_and_repeats_nothing(
     reference: Counter[str],
     group_id: str,
     tmp_path: Path,
+    client: str,
 ) -> None:
+    """The reference ran on kafka-python: on confluent this also proves equal outputs."""
     rng = random.Random()
+    on_client = [*KANON, "--client", client]
     with fresh_topic_set(transport) as topics:
         publish_consents(transport, topics, workload)
         feeder = Feeder(transport, topics, workload.events, seconds=45)
         feeder.start()
         sent_at_kill: list[int] = []
         for _ in range(3):
-            worker = start_worker(kafka_bootstrap, topics, tmp_path, group=group_id, extra=KANON)
+            worker = start_worker(
+                kafka_bootstrap, topics, tmp_path, group=group_id, extra=on_client
+            )
             worker.wait_ready(timeout_s=60)
             time.sleep(rng.uniform(1, 3))
             worker.kill()
             sent_at_kill.append(feeder.sent)
         feeder.finish()
         publish(transport, topics, workload.closers)
-        final = start_worker(kafka_bootstrap, topics, tmp_path, group=group_id, extra=KANON)
+        final = start_worker(kafka_bootstrap, topics, tmp_path, group=group_id, extra=on_client)
         try:
             final.wait_ready(timeout_s=60)
             _caught_up(transport, topics, group_id)
@@ -143,7 +148,7 @@ def test_worker_killed_and_restarted_repeatedly_loses_and_repeats_nothing(
             topics,
             tmp_path,
             group=group_id,
-            extra=["--k", "2", "--max-delay", "0"],
+            extra=["--k", "2", "--max-delay", "0", "--client", client],
         )
         try:
             drain.wait_ready(timeout_s=60)
