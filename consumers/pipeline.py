@@ -8,7 +8,6 @@ k-anonymity window, rejects for the dead-letter topic, and counts.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from consumers.anonymize import AnonymizationError, Anonymizer
 from consumers.consent import ConsentRules, gate
 from consumers.consent_table import ConsentTable
 from consumers.kanon import PendingEntry
-from consumers.tagging import tag_event
+from consumers.tagging import count_levels
 from ingest.transport.base import Message
 from schemas.codec import Codec
 from schemas.errors import DecodeError
@@ -73,12 +72,15 @@ class Pipeline:
         self._codec = codec
         self._rules = rules
         self._anonymizer = anonymizer
-        self._person_key = person_key
+        # BLAKE2b takes keys of up to 64 bytes; a longer secret is condensed first.
+        self._person_key = (
+            person_key if len(person_key) <= 64 else hashlib.blake2b(person_key).digest()
+        )
         self._schema_of_topic = dict(schema_of_topic)
 
     def person(self, user_id: str) -> str:
         """Opaque keyed token for a user: distinct persons stay distinct, ids never appear."""
-        return hmac.new(self._person_key, user_id.encode(), hashlib.blake2b).hexdigest()[:32]
+        return hashlib.blake2b(user_id.encode(), key=self._person_key, digest_size=16).hexdigest()
 
     def process(
         self, messages: Sequence[Message], table: ConsentTable, now_ms: int
@@ -86,11 +88,10 @@ class Pipeline:
         """Run one batch through every stage."""
         out = BatchOutcome()
         items = self._decode_and_validate(messages, now_ms, out)
+        tags = out.tags
         for item in items:
-            counts = tag_event(item.schema, item.event).counts
-            for level, n in counts.items():
-                if n:
-                    out.tags[level.value] += n
+            for level, n in count_levels(item.schema, item.event):
+                tags[level] += n
         gated = gate(items, table, now_ms, self._rules)
         out.dropped.update(gated.dropped_by_reason)
         out.removed_fields.update(gated.removed_fields)

@@ -8,9 +8,10 @@ A field is present when its value is not None and not an empty string, list or m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from schemas.errors import ConsentgateError, SchemaError
@@ -62,6 +63,38 @@ def is_present(value: object) -> bool:
     if isinstance(value, str | list | tuple | dict):
         return len(value) > 0
     return True
+
+
+_EMPTY: tuple[object, ...] = (None, "", [], {})
+
+
+@cache
+def _level_getters(
+    schema_name: str,
+) -> tuple[tuple[str, Callable[[Any], tuple[Any, ...]], int], ...]:
+    """Per sensitivity level: an itemgetter over its fields (always returning a tuple)."""
+    out = []
+    for level in Sensitivity:
+        names = [spec.name for spec in _plan(schema_name) if spec.sensitivity is level]
+        if names:
+            getter = itemgetter(*names, names[0]) if len(names) == 1 else itemgetter(*names)
+            out.append((level.value, getter, len(names)))
+    return tuple(out)
+
+
+def count_levels(schema_name: str, event: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(level, present field count) for one event: the hot-path form of `tag_event().counts`.
+
+    Field values are fetched in C with one itemgetter per level and the absent ones
+    (None, "", [], {}) counted with tuple.count, instead of one Python call per field.
+    """
+    out = []
+    for level, getter, width in _level_getters(schema_name):
+        values = getter(event)[:width]
+        present = width - sum(values.count(empty) for empty in _EMPTY)
+        if present:
+            out.append((level, present))
+    return out
 
 
 def tag_event(schema_name: str, event: Mapping[str, Any]) -> EventTags:

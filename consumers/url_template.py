@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 ID_TOKEN = "{id}"
@@ -39,12 +40,14 @@ def is_id_like(segment: str) -> bool:
     return len(segment) >= MIN_TOKEN_LENGTH and _TOKEN.fullmatch(segment) is not None
 
 
+@lru_cache(maxsize=16384)
 def _template_segment(segment: str) -> str:
     """One path segment with matrix parameters removed, or `{id}` when id-like."""
     segment = segment.split(";", 1)[0]
     return ID_TOKEN if is_id_like(unquote(segment, errors="replace")) else segment
 
 
+@lru_cache(maxsize=4096)
 def _template_host(host: str) -> str | None:
     """The host with id-like labels replaced, `{ip}` for an IP literal, None if malformed."""
     try:

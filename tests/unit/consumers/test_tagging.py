@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from consumers.tagging import EventTags, TaggingError, is_present, tag_event
-from schemas.fields import Sensitivity
+from consumers.tagging import EventTags, TaggingError, count_levels, is_present, tag_event
+from schemas.fields import Sensitivity, field_tags
 
 BASE = {"event_id": "e-1", "user_id": "u-1", "event_time": 1732543200000, "app_id": "com.x"}
 
@@ -96,3 +98,19 @@ def test_unknown_schema_raises_a_tagging_error_without_event_values() -> None:
 )
 def test_presence_of_a_value(value: object, present: bool) -> None:
     assert is_present(value) is present
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            name: st.one_of(st.none(), st.just(""), st.just([]), st.text(max_size=3), st.integers())
+            for name in field_tags("device_event")
+        },
+    )
+)
+def test_fast_level_counts_equal_the_full_tagging(partial: dict[str, object]) -> None:
+    event = dict.fromkeys(field_tags("device_event"))
+    event.update(partial)
+    full = {level.value: n for level, n in tag_event("device_event", event).counts.items() if n}
+    assert dict(count_levels("device_event", event)) == full
