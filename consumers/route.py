@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from consumers.checkpoint import encode_entry, source_of
+from consumers.checkpoint import ChunkWrite, encode_chunk
 from consumers.kanon import PendingEntry
 from consumers.pipeline import Rejected
 from ingest.topics import TopicSet
@@ -120,24 +120,13 @@ class Router:
         headers = [(EVENT_TYPE, b"erasure_request")]
         return OutRecord(self._topics.name("erasure"), user_id.encode(), value, headers)
 
-    def checkpoint(self, entry: PendingEntry) -> OutRecord:
-        """A held record, to the partition of the checkpoint topic that mirrors its source."""
-        _topic, partition = source_of(entry)
+    def checkpoint_chunk(self, write: ChunkWrite) -> OutRecord:
+        """A chunk of held records (or its tombstone) to the checkpoint partition of its source."""
+        value = None if write.entries is None else encode_chunk(write.entries)
         return OutRecord(
             self._topics.name("kanon_pending"),
-            entry.pending_id.encode(),
-            encode_entry(entry),
+            write.key.encode(),
+            value,
             [],
-            partition=int(partition),
-        )
-
-    def checkpoint_tombstone(self, entry: PendingEntry) -> OutRecord:
-        """Forget a held record that left the window."""
-        _topic, partition = source_of(entry)
-        return OutRecord(
-            self._topics.name("kanon_pending"),
-            entry.pending_id.encode(),
-            None,
-            [],
-            partition=int(partition),
+            partition=write.partition,
         )

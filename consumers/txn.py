@@ -34,7 +34,7 @@ class Txn:
     hold_ms: list[int] = field(default_factory=list)
     e2e_base: list[tuple[int, int]] = field(default_factory=list)  # (raw ts, hold ms)
     added: dict[str, PendingEntry] = field(default_factory=dict)  # new, not yet checkpointed
-    tombstoned: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)  # left the window, were checkpointed
     erased: list[Cancellation] = field(default_factory=list)
 
     def add_outcome(self, outcome: BatchOutcome) -> None:

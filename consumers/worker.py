@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from consumers import metrics as m
 from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
-from consumers.checkpoint import CheckpointError, decode_entry, source_of
+from consumers.checkpoint import CheckpointBook, CheckpointError, decode_chunk, source_of
 from consumers.consent import ConsentRules
 from consumers.consent_feed import Cancellation, ConsentFeed
 from consumers.health import HealthServer, HealthState
@@ -91,7 +91,7 @@ class Worker:
         self._txn: Txn | None = None
         self._assigned: set[TopicPartition] = set()
         self._newly_assigned: list[TopicPartition] = []
-        self._checkpointed: set[str] = set()
+        self._book = CheckpointBook()
         self._erased: set[str] = set()
         self._erasure_loaded: set[int] = set()
         self._due: dict[str, Cancellation] = {}
@@ -279,9 +279,8 @@ class Worker:
         txn.hold_ms.extend(batch.hold_times)
 
     def _forget_pending(self, txn: Txn, entry: PendingEntry) -> None:
-        if txn.added.pop(entry.pending_id, None) is None and entry.pending_id in self._checkpointed:
-            txn.tombstoned.add(entry.pending_id)
-            self._send(txn, self._router.checkpoint_tombstone(entry), "kanon_pending")
+        if txn.added.pop(entry.pending_id, None) is None and entry.pending_id in self._book:
+            txn.removed.add(entry.pending_id)
 
     def _emit_erasures(self, now_ms: int) -> None:
         if not self._due:
@@ -332,8 +331,9 @@ class Worker:
         if txn is None:
             return
         assert self._producer is not None and self._consumer is not None
-        for entry in txn.added.values():
-            self._send(txn, self._router.checkpoint(entry), "kanon_pending")
+        plan = self._book.plan(txn.added, txn.removed)
+        for write in plan.writes:
+            self._send(txn, self._router.checkpoint_chunk(write), "kanon_pending")
         if self.settings.exactly_once:
             if txn.offsets:
                 self._producer.send_offsets_to_transaction(
@@ -345,8 +345,7 @@ class Worker:
             if txn.offsets:
                 self._consumer.commit(txn.offsets)
         self._txn = None
-        self._checkpointed.update(txn.added)
-        self._checkpointed.difference_update(txn.tombstoned)
+        self._book.apply(plan)
         self._erased.update(c.user_id for c in txn.erased)
         txn.apply_metrics(int(time.time() * 1000), time.monotonic() - txn.started)
         m.PENDING.set(self._kanon.pending_count)
@@ -367,7 +366,7 @@ class Worker:
         partitions = sorted(self._assigned)
         for tp in partitions:
             self._kanon.drop_partition((tp.topic, tp.partition))
-        self._checkpointed.clear()
+        self._book.drop_sources({(tp.topic, tp.partition) for tp in partitions})
         self._newly_assigned = partitions
         self._restore_assigned(count_restored=False)
         assert self._consumer is not None
@@ -391,9 +390,8 @@ class Worker:
                 self._abort_quietly()
         handed_off = 0
         for tp in partitions:
-            for entry in self._kanon.drop_partition((tp.topic, tp.partition)):
-                self._checkpointed.discard(entry.pending_id)
-                handed_off += 1
+            handed_off += len(self._kanon.drop_partition((tp.topic, tp.partition)))
+        self._book.drop_sources({(tp.topic, tp.partition) for tp in partitions})
         if handed_off:
             m.PENDING_HANDED_OFF.inc(handed_off)
         self._assigned.difference_update(partitions)
@@ -425,19 +423,19 @@ class Worker:
                 if value is None:
                     continue
                 try:
-                    entry = decode_entry(key.decode(), value)
+                    entries = [e for e in decode_chunk(value) if source_of(e) in wanted]
                 except CheckpointError:
-                    log.error("unreadable checkpoint entry skipped", extra={"partition": number})
+                    log.error("unreadable checkpoint chunk skipped", extra={"partition": number})
                     continue
-                if source_of(entry) in wanted:
-                    restored.append(entry)
+                if entries:
+                    self._book.load(key.decode(), entries)
+                    restored.extend(entries)
             if number not in self._erasure_loaded:
                 erased = read_partition(self._sink, self.topics.name("erasure"), number)
                 self._erased.update(k.decode() for k in erased)
                 self._erasure_loaded.add(number)
         if restored:
             self._kanon.restore(restored)
-            self._checkpointed.update(e.pending_id for e in restored)
             if count_restored:
                 m.PENDING_RESTORED.inc(len(restored))
         m.PENDING.set(self._kanon.pending_count)

@@ -1,0 +1,63 @@
+"""Checkpoint chunks: written once per source partition and commit, shrunk, then deleted."""
+
+from __future__ import annotations
+
+from consumers.checkpoint import CheckpointBook, decode_chunk, encode_chunk
+from consumers.kanon import PendingEntry
+
+
+def _entry(partition: int, offset: int) -> PendingEntry:
+    return PendingEntry(
+        pending_id=f"raw:{partition}:{offset}",
+        schema="device_event",
+        person="p",
+        record={"brand": "Huawei", "generalization_level": 0},
+        partition=("raw", partition),
+        meta=("v=1;policy=3", 1000 + offset),
+        added_ms=5,
+    )
+
+
+def test_records_held_at_commit_become_one_chunk_per_source_partition() -> None:
+    book = CheckpointBook()
+    added = {e.pending_id: e for e in (_entry(0, 1), _entry(0, 2), _entry(1, 7))}
+    plan = book.plan(added, removed=())
+    assert sorted((w.key, w.partition, len(w.entries or ())) for w in plan.writes) == [
+        ("chunk:raw:0:1", 0, 2),
+        ("chunk:raw:1:7", 1, 1),
+    ]
+    book.apply(plan)
+    assert "raw:0:2" in book
+
+
+def test_a_chunk_is_rewritten_when_some_leave_and_deleted_when_all_left() -> None:
+    book = CheckpointBook()
+    entries = [_entry(0, n) for n in range(3)]
+    book.apply(book.plan({e.pending_id: e for e in entries}, removed=()))
+    first = book.plan({}, removed={"raw:0:0"})
+    assert [(w.key, [e.pending_id for e in w.entries or ()]) for w in first.writes] == [
+        ("chunk:raw:0:0", ["raw:0:1", "raw:0:2"])
+    ]
+    book.apply(first)
+    assert "raw:0:0" not in book and "raw:0:1" in book
+    last = book.plan({}, removed={"raw:0:1", "raw:0:2"})
+    assert [(w.key, w.entries) for w in last.writes] == [("chunk:raw:0:0", None)]
+    book.apply(last)
+    assert "raw:0:1" not in book and "raw:0:2" not in book
+
+
+def test_an_uncommitted_plan_changes_nothing() -> None:
+    book = CheckpointBook()
+    entry = _entry(2, 4)
+    book.apply(book.plan({entry.pending_id: entry}, removed=()))
+    book.plan({}, removed={entry.pending_id})  # the transaction aborts: plan never applied
+    assert entry.pending_id in book
+
+
+def test_chunks_round_trip_and_revoked_sources_are_forgotten() -> None:
+    entries = [_entry(3, 1), _entry(3, 2)]
+    assert decode_chunk(encode_chunk(entries)) == entries
+    book = CheckpointBook()
+    book.load("chunk:raw:3:1", entries)
+    book.drop_sources({("raw", 3)})
+    assert "raw:3:1" not in book
