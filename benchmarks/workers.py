@@ -1,0 +1,159 @@
+"""Real `consentgate run` worker processes for the benchmark, and readings of their /metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.machine import cpu_seconds, rss_mb
+from ingest.broker import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(slots=True)
+class WorkerProc:
+    """One worker subprocess with its metrics port and log file."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    rss: list[float] = field(default_factory=list)
+
+    def scrape(self) -> dict[str, float]:
+        """Scraped consentgate_ samples as {'name{labels}': value}; {} if it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                body = r.read().decode()
+        except (urllib.error.URLError, OSError):
+            return {}
+        return parse_metrics(body)
+
+    def sample_rss(self) -> None:
+        """Record the current resident set size."""
+        value = rss_mb(self.proc.pid)
+        if value:
+            self.rss.append(round(value, 1))
+
+    def cpu(self) -> float:
+        """CPU seconds used so far."""
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self, timeout_s: float = 30) -> int:
+        """SIGTERM, wait; SIGKILL if it does not stop."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+    def log_tail(self) -> str:
+        """The last lines of the worker's output."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
+        except OSError:
+            return ""
+
+
+def parse_metrics(body: str) -> dict[str, float]:
+    """Prometheus text exposition to {'name{labels}': value} for consentgate_ series."""
+    out: dict[str, float] = {}
+    for line in body.splitlines():
+        if line.startswith("consentgate_") and " " in line:
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def metric_sum(samples: dict[str, float], name: str) -> float:
+    """Sum of every labelled sample of one metric name."""
+    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+def by_label(samples: dict[str, float], name: str) -> dict[str, float]:
+    """One metric's samples keyed by their label text (e.g. 'reason="unknown_user"')."""
+    out: dict[str, float] = {}
+    for key, value in samples.items():
+        if key.startswith(name + "{"):
+            out[key[len(name) + 1 : -1]] = value
+    return out
+
+
+def merged(samples: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Counters of several workers added together."""
+    out: dict[str, float] = {}
+    for one in samples:
+        for key, value in one.items():
+            out[key] = out.get(key, 0.0) + value
+    return out
+
+
+def start_workers(
+    bootstrap: str,
+    prefix: str,
+    count: int,
+    log_dir: Path,
+    *,
+    group: str,
+    extra: Sequence[str] = (),
+) -> list[WorkerProc]:
+    """Start `count` workers of one group (worker indexes 0..count-1), each on its own port."""
+    base = free_port()
+    while any(_busy(base + i) for i in range(count)):
+        base = free_port()
+    workers = []
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    for index in range(count):
+        log_path = log_dir / f"{prefix.strip('.')}-worker-{index}.log"
+        cmd = [
+            sys.executable, "-m", "ingest.cli", "run",
+            "--bootstrap", bootstrap, "--prefix", prefix, "--group", group,
+            "--worker-index", str(index), "--metrics-port", str(base), "--demo",
+            "--log-level", "warning", *extra,
+        ]  # fmt: skip
+        with log_path.open("wb") as handle:
+            proc = subprocess.Popen(
+                cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT
+            )
+        workers.append(WorkerProc(proc, base + index, log_path))
+    return workers
+
+
+def _busy(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+class WorkerFailed(RuntimeError):
+    """A benchmark worker exited or never became ready."""
+
+
+def wait_assigned(workers: Sequence[WorkerProc], partitions: int, timeout_s: float = 120) -> None:
+    """Wait until every worker holds partitions and together they hold `partitions`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for w in workers:
+            if w.proc.poll() is not None:
+                raise WorkerFailed(f"worker exited early:\n{w.log_tail()}")
+        assigned = [metric_sum(w.scrape(), "consentgate_assigned_partitions") for w in workers]
+        ready = [metric_sum(w.scrape(), "consentgate_ready") for w in workers]
+        if all(a > 0 for a in assigned) and sum(assigned) == partitions and all(ready):
+            return
+        time.sleep(0.2)
+    raise WorkerFailed(f"workers not assigned in {timeout_s:g} s:\n{workers[0].log_tail()}")
