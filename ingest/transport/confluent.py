@@ -40,6 +40,8 @@ from ingest.transport.errors import (
 
 log = logging.getLogger(__name__)
 
+LATEST_OFFSET = -1  # ListOffsets timestamp meaning 'the end of the partition'
+
 
 class _Delivery:
     """Handle on one sent record, resolved by librdkafka's delivery report (inside poll/flush).
@@ -360,7 +362,26 @@ class ConfluentConsumer:
         return map_confluent_error(ck.KafkaException(t.error), f"{what} failed")
 
     def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: hi for tp, (_, hi) in self._watermarks(partitions, "end_offsets").items()}
+        """End offsets of all partitions in one ListOffsets request (timestamp -1 = latest).
+
+        Called before every batch for read-your-consent, so one request matters: asking
+        partition by partition (get_watermark_offsets) costs a round trip each.
+        """
+        if not partitions:
+            return {}
+        query = [to_confluent_tp(tp, LATEST_OFFSET) for tp in partitions]
+        try:
+            got = self._c.offsets_for_times(query, timeout=METADATA_TIMEOUT_S)
+        except ck.KafkaException:
+            return {tp: hi for tp, (_, hi) in self._watermarks(partitions, "end_offsets").items()}
+        out: dict[TopicPartition, int] = {}
+        for item in got:
+            if item.error is not None or item.offset < 0:
+                return {
+                    tp: hi for tp, (_, hi) in self._watermarks(partitions, "end_offsets").items()
+                }
+            out[TopicPartition(item.topic, item.partition)] = int(item.offset)
+        return out
 
     def beginning_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: lo for tp, (lo, _) in self._watermarks(partitions, "beginning_offsets").items()}

@@ -209,6 +209,9 @@ def _forward(
     if commit:
         producer.commit_transaction()
     else:
+        # Put the records in the log first: a client may drop unsent batches on abort,
+        # and the point is that read_committed hides aborted records that ARE there.
+        producer.flush(30)
         producer.abort_transaction()
     return offsets
 
