@@ -11,6 +11,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from consumers.metrics import UPDATE_LOCK
+
 STALL_AFTER_S = 120.0
 
 
@@ -48,7 +50,9 @@ def _handler(state: HealthState) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+                with UPDATE_LOCK:
+                    exposition = generate_latest(REGISTRY)
+                self._send(200, exposition, CONTENT_TYPE_LATEST)
             elif path == "/healthz":
                 ok = state.alive()
                 body = {"alive": ok}

@@ -10,12 +10,19 @@ checkpoint at start or on assignment) and `pending_handed_off` (records of
 revoked partitions left for their new owner) are zero in a run without
 restarts or rebalances, where the identity is consumed = forwarded +
 dropped + dead-lettered + pending. Counters move only when a transaction
-commits, so an aborted batch is never counted.
+commits, so an aborted batch is never counted, and they move under
+UPDATE_LOCK, which /metrics also takes, so every scrape balances.
 """
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import Counter, Gauge, Histogram
+
+UPDATE_LOCK = threading.Lock()
+"""Held while one commit's counters move and while /metrics takes its snapshot, so a
+scrape always sees the accounting identity whole, never half a commit."""
 
 CONSUMED = Counter(
     "consentgate_consumed_total", "Raw records consumed (committed).", ["event_type"]

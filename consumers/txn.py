@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from consumers import metrics as m
 from consumers.consent_feed import Cancellation
@@ -17,6 +18,7 @@ from ingest.transport.base import TopicPartition
 class Txn:
     """Accumulates a transaction's effects; nothing is counted until it commits."""
 
+    group_metadata: Any = None
     started: float = field(default_factory=time.monotonic)
     records: int = 0
     offsets: dict[TopicPartition, int] = field(default_factory=dict)

@@ -91,6 +91,8 @@ class Worker:
         self._txn: Txn | None = None
         self._assigned: set[TopicPartition] = set()
         self._newly_assigned: list[TopicPartition] = []
+        self._rebalance_lock = threading.Lock()
+        self._rebalance_events: list[tuple[str, list[TopicPartition]]] = []
         self._book = CheckpointBook()
         self._erased: set[str] = set()
         self._erasure_loaded: set[int] = set()
@@ -216,9 +218,14 @@ class Worker:
             self.health.last_loop = time.monotonic()
             messages = self._consumer.poll(s.max_poll_records, s.poll_timeout_ms / 1000)
             try:
+                self._apply_rebalance()
                 if self._newly_assigned:
                     self._restore_assigned()
                 now_ms = int(time.time() * 1000)
+                if messages:
+                    # Records fetched before a revocation belong to the new owner now.
+                    owned = self._consumer.assignment()
+                    messages = [m for m in messages if (m.topic, m.partition) in owned]
                 if messages:
                     self._process(messages, now_ms)
                 self._release(now_ms)
@@ -312,7 +319,9 @@ class Worker:
             if self.settings.exactly_once:
                 assert self._producer is not None
                 self._producer.begin_transaction()
-            self._txn = Txn()
+            assert self._consumer is not None
+            # The generation the transaction began in: a commit after a rebalance fails.
+            self._txn = Txn(group_metadata=self._consumer.group_metadata())
         return self._txn
 
     def _send(self, txn: Txn, record: OutRecord, role: str) -> None:
@@ -336,9 +345,7 @@ class Worker:
             self._send(txn, self._router.checkpoint_chunk(write), "kanon_pending")
         if self.settings.exactly_once:
             if txn.offsets:
-                self._producer.send_offsets_to_transaction(
-                    txn.offsets, self._consumer.group_metadata()
-                )
+                self._producer.send_offsets_to_transaction(txn.offsets, txn.group_metadata)
             self._producer.commit_transaction()
         else:
             self._producer.flush(30)
@@ -347,8 +354,9 @@ class Worker:
         self._txn = None
         self._book.apply(plan)
         self._erased.update(c.user_id for c in txn.erased)
-        txn.apply_metrics(int(time.time() * 1000), time.monotonic() - txn.started)
-        m.PENDING.set(self._kanon.pending_count)
+        with m.UPDATE_LOCK:
+            txn.apply_metrics(int(time.time() * 1000), time.monotonic() - txn.started)
+            m.PENDING.set(self._kanon.pending_count)
 
     def _abort_and_rewind(self) -> None:
         m.TRANSACTIONS.labels("aborted").inc()
@@ -363,10 +371,14 @@ class Worker:
         if txn is not None:
             for cancellation in txn.erased:
                 self._due[cancellation.user_id] = cancellation
-        partitions = sorted(self._assigned)
-        for tp in partitions:
+        assert self._consumer is not None
+        # The client's own view of what it owns: callbacks may still be on their way.
+        owned = set(self._consumer.assignment())
+        for tp in self._assigned | owned:
             self._kanon.drop_partition((tp.topic, tp.partition))
-        self._book.drop_sources({(tp.topic, tp.partition) for tp in partitions})
+        self._book.drop_sources({(tp.topic, tp.partition) for tp in self._assigned | owned})
+        self._assigned = owned
+        partitions = sorted(owned)
         self._newly_assigned = partitions
         self._restore_assigned(count_restored=False)
         assert self._consumer is not None
@@ -377,39 +389,55 @@ class Worker:
     # -- rebalances ----------------------------------------------------------
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        self._assigned.update(partitions)
-        self._newly_assigned.extend(partitions)
-        m.ASSIGNED.set(len(self._assigned))
+        # Called on the client's own thread (kafka-python runs listeners on its IO loop,
+        # possibly after poll() returned): only record; the loop applies it.
+        with self._rebalance_lock:
+            self._rebalance_events.append(("assign", list(partitions)))
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
-        if self._txn is not None:
-            try:
-                self._commit()
-            except TransportError as exc:
-                log.warning("commit on revocation failed; aborting", extra={"error": str(exc)})
-                self._abort_quietly()
-        handed_off = 0
-        for tp in partitions:
-            handed_off += len(self._kanon.drop_partition((tp.topic, tp.partition)))
-        self._book.drop_sources({(tp.topic, tp.partition) for tp in partitions})
-        if handed_off:
-            m.PENDING_HANDED_OFF.inc(handed_off)
-        self._assigned.difference_update(partitions)
-        self._newly_assigned = [tp for tp in self._newly_assigned if tp not in partitions]
-        m.ASSIGNED.set(len(self._assigned))
-        m.PENDING.set(self._kanon.pending_count)
+        with self._rebalance_lock:
+            self._rebalance_events.append(("revoke", list(partitions)))
 
-    def _abort_quietly(self) -> None:
-        txn, self._txn = self._txn, None
-        if txn is not None:  # their erasure requests were aborted with the transaction
-            for cancellation in txn.erased:
-                self._due[cancellation.user_id] = cancellation
-        m.TRANSACTIONS.labels("aborted").inc()
-        if self.settings.exactly_once and self._producer is not None:
-            try:
-                self._producer.abort_transaction()
-            except TransportError:
-                log.error("abort failed", exc_info=True)
+    def _apply_rebalance(self) -> None:
+        """Apply recorded revocations and assignments, in order, on the loop's thread.
+
+        Before revoked partitions are let go, the open transaction is committed. Its
+        offsets carry the group generation from when it began, so if the group has
+        already moved on the broker rejects the commit (KIP-447) and the worker aborts
+        and rewinds: the partitions' new owner then starts from the last commit.
+        """
+        with self._rebalance_lock:
+            events, self._rebalance_events = self._rebalance_events, []
+        for kind, partitions in events:
+            if kind == "assign":
+                fresh = [tp for tp in partitions if tp not in self._assigned]
+                self._assigned.update(fresh)
+                self._newly_assigned.extend(fresh)
+                continue
+            if not partitions:
+                continue
+            failed = False
+            if self._txn is not None:
+                try:
+                    self._commit()
+                except FencedError:
+                    raise
+                except TransportError as exc:
+                    log.warning("commit before revocation failed", extra={"error": str(exc)})
+                    failed = True
+            gone = set(partitions)
+            handed_off = sum(
+                len(self._kanon.drop_partition((tp.topic, tp.partition))) for tp in gone
+            )
+            self._book.drop_sources({(tp.topic, tp.partition) for tp in gone})
+            self._assigned.difference_update(gone)
+            self._newly_assigned = [tp for tp in self._newly_assigned if tp not in gone]
+            with m.UPDATE_LOCK:
+                m.PENDING_HANDED_OFF.inc(handed_off)
+                m.PENDING.set(self._kanon.pending_count)
+            if failed:
+                self._abort_and_rewind()
+        m.ASSIGNED.set(len(self._assigned))
 
     def _restore_assigned(self, count_restored: bool = True) -> None:
         """Reload held records and already-requested erasures for newly assigned partitions."""
@@ -436,9 +464,10 @@ class Worker:
                 self._erasure_loaded.add(number)
         if restored:
             self._kanon.restore(restored)
+        with m.UPDATE_LOCK:
             if count_restored:
                 m.PENDING_RESTORED.inc(len(restored))
-        m.PENDING.set(self._kanon.pending_count)
+            m.PENDING.set(self._kanon.pending_count)
         log.info(
             "partitions assigned",
             extra={"partitions": len(partitions), "restored_pending": len(restored)},
