@@ -7,7 +7,8 @@ held records leave the window, each chunk that lost some is rewritten with
 what remains, or tombstoned once empty, again inside the transaction that
 released them. A crash or a rebalance therefore neither loses nor repeats a
 held record, and a transaction writes a few chunks, not one record per
-held event. Chunks hold anonymized records and opaque person tokens only.
+held event. A chunk holds at most MAX_CHUNK_ENTRIES records. Chunks hold
+anonymized records and opaque person tokens only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from consumers.kanon import PendingEntry
 from schemas.errors import DecodeError
 
 CHUNK_PREFIX = "chunk:"
+MAX_CHUNK_ENTRIES = 256
+"""About 700 bytes of JSON per held record: chunks stay far below Kafka's 1 MB message limit."""
 
 
 class CheckpointError(DecodeError):
@@ -109,9 +112,11 @@ class CheckpointBook:
         for entry in added.values():
             by_source[source_of(entry)].append(entry)
         for (_topic, partition), entries in by_source.items():
-            key = CHUNK_PREFIX + entries[0].pending_id
-            plan.new[key] = {e.pending_id: e for e in entries}
-            plan.writes.append(ChunkWrite(key, partition, tuple(entries)))
+            for start in range(0, len(entries), MAX_CHUNK_ENTRIES):
+                part = entries[start : start + MAX_CHUNK_ENTRIES]
+                key = CHUNK_PREFIX + part[0].pending_id
+                plan.new[key] = {e.pending_id: e for e in part}
+                plan.writes.append(ChunkWrite(key, partition, tuple(part)))
         losses: dict[str, set[str]] = defaultdict(set)
         for pending_id in removed:
             chunk = self._chunk_of.get(pending_id)

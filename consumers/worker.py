@@ -23,9 +23,10 @@ from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
 from consumers.checkpoint import CheckpointBook, CheckpointError, decode_chunk, source_of
 from consumers.consent import ConsentRules
-from consumers.consent_feed import Cancellation, ConsentFeed
+from consumers.consent_feed import ConsentFeed
+from consumers.erasure import ErasureLedger
 from consumers.health import HealthServer, HealthState
-from consumers.kanon import KAnonymityBuffer, PendingEntry
+from consumers.kanon import DuplicatePendingError, KAnonymityBuffer, PendingEntry
 from consumers.pipeline import Pipeline
 from consumers.residency import check_residency
 from consumers.route import OutRecord, Router
@@ -44,6 +45,7 @@ from schemas.registry import default_registry
 log = logging.getLogger(__name__)
 
 SUPPRESSED_REASON = "kanon_suppressed"
+REDELIVERED_REASON = "redelivered_duplicate"
 LAG_EVERY_S = 5.0
 
 
@@ -94,9 +96,7 @@ class Worker:
         self._rebalance_lock = threading.Lock()
         self._rebalance_events: list[tuple[str, list[TopicPartition]]] = []
         self._book = CheckpointBook()
-        self._erased: set[str] = set()
-        self._erasure_loaded: set[int] = set()
-        self._due: dict[str, Cancellation] = {}
+        self._erasures = ErasureLedger()
         self._last_lag = 0.0
         self.server: HealthServer | None = None
 
@@ -255,7 +255,13 @@ class Worker:
         for rejected in outcome.rejected:
             self._send(txn, self._router.dead_letter(rejected, now_ms), "dead_letter")
         for entry in outcome.anonymized:
-            self._kanon.add(entry, now_ms)
+            try:
+                self._kanon.add(entry, now_ms)
+            except DuplicatePendingError:
+                # Only at-least-once: a redelivered record whose held copy was already
+                # restored from the checkpoint. Counted, never held twice.
+                txn.dropped[REDELIVERED_REASON] += 1
+                continue
             txn.added[entry.pending_id] = entry
         for msg in messages:
             txn.offsets[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
@@ -290,21 +296,11 @@ class Worker:
             txn.removed.add(entry.pending_id)
 
     def _emit_erasures(self, now_ms: int) -> None:
-        if not self._due:
-            return
-        owned = {tp.partition for tp in self._assigned}
-        ready = [
-            c
-            for c in self._due.values()
-            if c.partition in owned and c.partition in self._erasure_loaded
-        ]
+        ready = self._erasures.take_ready({tp.partition for tp in self._assigned})
         if not ready:
             return
         txn = self._open_txn()
         for cancellation in ready:
-            del self._due[cancellation.user_id]
-            if cancellation.user_id in self._erased:
-                continue
             self._send(
                 txn,
                 self._router.erasure(cancellation.user_id, cancellation.cancelled_at, now_ms),
@@ -353,7 +349,7 @@ class Worker:
                 self._consumer.commit(txn.offsets)
         self._txn = None
         self._book.apply(plan)
-        self._erased.update(c.user_id for c in txn.erased)
+        self._erasures.committed(txn.erased)
         with m.UPDATE_LOCK:
             txn.apply_metrics(int(time.time() * 1000), time.monotonic() - txn.started)
             m.PENDING.set(self._kanon.pending_count)
@@ -369,8 +365,7 @@ class Worker:
             except TransportError:
                 log.error("abort failed", exc_info=True)
         if txn is not None:
-            for cancellation in txn.erased:
-                self._due[cancellation.user_id] = cancellation
+            self._erasures.aborted(txn.erased)
         assert self._consumer is not None
         # The client's own view of what it owns: callbacks may still be on their way.
         owned = set(self._consumer.assignment())
@@ -458,10 +453,9 @@ class Worker:
                 if entries:
                     self._book.load(key.decode(), entries)
                     restored.extend(entries)
-            if number not in self._erasure_loaded:
+            if self._erasures.needs_loading(number):
                 erased = read_partition(self._sink, self.topics.name("erasure"), number)
-                self._erased.update(k.decode() for k in erased)
-                self._erasure_loaded.add(number)
+                self._erasures.loaded(number, (k.decode() for k in erased))
         if restored:
             self._kanon.restore(restored)
         with m.UPDATE_LOCK:
@@ -477,9 +471,7 @@ class Worker:
 
     def _note_consent(self) -> None:
         assert self._feed is not None
-        for cancellation in self._feed.drain_cancellations():
-            if cancellation.user_id not in self._erased:
-                self._due[cancellation.user_id] = cancellation
+        self._erasures.note(self._feed.drain_cancellations())
         m.CONSENT_USERS.set(len(self._feed.table))
         m.CONSENT_LAG.set(self._feed.lag)
 

@@ -61,3 +61,16 @@ def test_chunks_round_trip_and_revoked_sources_are_forgotten() -> None:
     book.load("chunk:raw:3:1", entries)
     book.drop_sources({("raw", 3)})
     assert "raw:3:1" not in book
+
+
+def test_a_large_backlog_is_split_into_chunks_well_below_the_message_limit() -> None:
+    from consumers.checkpoint import MAX_CHUNK_ENTRIES
+
+    book = CheckpointBook()
+    entries = [_entry(0, n) for n in range(MAX_CHUNK_ENTRIES * 2 + 5)]
+    plan = book.plan({e.pending_id: e for e in entries}, removed=())
+    sizes = [len(w.entries or ()) for w in plan.writes]
+    assert sizes == [MAX_CHUNK_ENTRIES, MAX_CHUNK_ENTRIES, 5]
+    assert all(len(encode_chunk(w.entries or ())) < 512 * 1024 for w in plan.writes)
+    book.apply(plan)
+    assert all(e.pending_id in book for e in entries)
