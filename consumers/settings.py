@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, validation_problems
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "placeholder", "secret", "demo"})
 DEMO_PERSON_KEY = "consentgate-demo-key-not-for-production"
@@ -74,8 +74,5 @@ def load_pipeline_settings(**overrides: object) -> PipelineSettings:
     try:
         return PipelineSettings(**given)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(validation_problems(exc, root="settings"))
         raise ConfigError(f"invalid pipeline settings: {problems}") from None

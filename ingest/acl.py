@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, validation_problems
 from ingest.transport.base import AclSpec
 
 ACL_FILE = Path(__file__).resolve().parents[1] / "deploy" / "acl" / "acls.toml"
@@ -51,9 +51,7 @@ def load_acls(prefix: str = "", path: Path = ACL_FILE) -> list[AclSpec]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read ACL file {path}: {exc}") from exc
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"ACL file {path.name}: {where}: {first['msg']}") from None
+        raise ConfigError(f"ACL file {path.name}: {validation_problems(exc)[0]}") from None
     specs: list[AclSpec] = []
     for entry in parsed.principals.values():
         for grant in entry.grants:

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, validation_problems
 
 ClientName = Literal["kafka-python", "confluent"]
 
@@ -90,8 +90,5 @@ def load_settings(**overrides: object) -> KafkaSettings:
     try:
         return KafkaSettings(**given)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(validation_problems(exc, root="settings"))
         raise ConfigError(f"invalid Kafka settings: {problems}") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from schemas.errors import ConsentgateError
 
 
@@ -35,3 +37,8 @@ class UsageError(ConsentgateError):
 
 class PublishError(ConsentgateError):
     """An event could not be published: invalid, unencodable, or of an unknown type."""
+
+
+def validation_problems(exc: ValidationError, root: str = "record") -> list[str]:
+    """`field: reason` for each problem of a pydantic error, never the offending value."""
+    return [f"{'.'.join(str(p) for p in err['loc']) or root}: {err['msg']}" for err in exc.errors()]

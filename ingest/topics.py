@@ -7,11 +7,11 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, validation_problems
 from ingest.transport.base import TopicInfo, TopicSpec
 
 TOPICS_FILE = Path(__file__).with_name("topics.toml")
@@ -26,16 +26,7 @@ Role = Literal[
     "erasure",
     "kanon_pending",
 ]
-ROLES: tuple[Role, ...] = (
-    "raw_device",
-    "raw_log",
-    "consent",
-    "anon_device",
-    "anon_log",
-    "dead_letter",
-    "erasure",
-    "kanon_pending",
-)
+ROLES: tuple[Role, ...] = get_args(Role)
 # Config keys the project sets and `topics check` compares.
 CHECKED_CONFIGS = ("cleanup.policy", "retention.ms")
 
@@ -100,9 +91,7 @@ def load_topic_set(
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read topic file {path.name}: {exc}") from exc
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"topic file {path.name}: {where}: {first['msg']}") from None
+        raise ConfigError(f"topic file {path.name}: {validation_problems(exc)[0]}") from None
     missing = [r for r in ROLES if r not in parsed.topics]
     if missing:
         raise ConfigError(f"topic file {path.name} lacks roles: {', '.join(missing)}")

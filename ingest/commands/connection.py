@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from ingest.config import KafkaSettings, load_settings
 from ingest.topics import TopicSet, load_topic_set
 from ingest.transport import Transport, make_transport
+
+
+def instant_ms(text: str) -> int:
+    """argparse type: an ISO 8601 time (UTC if it has no offset) as epoch milliseconds."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
 
 
 def add_connection_args(parser: argparse.ArgumentParser, topics: bool = True) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from consumers.consent_table import (
@@ -22,7 +22,12 @@ from consumers.consent_table import (
     WithdrawPurpose,
     apply_change,
 )
-from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
+from ingest.commands.connection import (
+    add_connection_args,
+    instant_ms,
+    topics_from_args,
+    transport_from_args,
+)
 from ingest.consent_store import read_consent
 from ingest.errors import UsageError
 from ingest.publisher import Publisher
@@ -31,17 +36,6 @@ from schemas.fields import consent_vocabulary
 
 NAME = "consent"
 HELP = "grant, withdraw, cancel or show a user's consent record"
-
-
-def _when(text: str) -> int:
-    """ISO 8601 time (UTC if no offset) to epoch milliseconds."""
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
 
 
 def _day(text: str) -> date:
@@ -94,7 +88,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         if action != "show":
             p.add_argument(
                 "--at",
-                type=_when,
+                type=instant_ms,
                 help="when the user made the change (ISO 8601; default now)",
             )
 

@@ -13,7 +13,7 @@ from typing import BinaryIO
 from pydantic import ValidationError
 
 from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
-from ingest.errors import DeliveryError, PublishError, UsageError
+from ingest.errors import DeliveryError, PublishError, UsageError, validation_problems
 from ingest.progress import Progress
 from ingest.publisher import Publisher
 from schemas.errors import EncodeError
@@ -26,13 +26,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the input file argument and connection options."""
     parser.add_argument("file", metavar="FILE", help="JSON lines file, or - for standard input")
     add_connection_args(parser)
-
-
-def validation_problems(exc: ValidationError) -> list[str]:
-    """`field: reason` for each problem, without the offending values."""
-    return [
-        f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in exc.errors()
-    ]
 
 
 def describe_validation(exc: ValidationError) -> str:

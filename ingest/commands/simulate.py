@@ -17,12 +17,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
+from ingest.commands.connection import (
+    add_connection_args,
+    instant_ms,
+    topics_from_args,
+    transport_from_args,
+)
 from ingest.errors import DeliveryError, TransportError, UsageError
 from ingest.fleet import Fleet
 from ingest.progress import Progress
@@ -40,17 +45,6 @@ _AHEAD_S = 0.002
 _SLEEP_STEP_S = 0.05
 # Fallen further behind than this, the schedule slips instead of catching up in a burst.
 _MAX_LAG_S = 0.05
-
-
-def _instant(text: str) -> int:
-    """ISO 8601 time (UTC if no offset) to epoch milliseconds."""
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument(
         "--start",
-        type=_instant,
+        type=instant_ms,
         metavar="TIME",
         help=f"ISO 8601 start of the simulated traffic (default: now; with --out {FIXED_START})",
     )
@@ -178,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
 
         start_http_server(args.metrics_port)
     if args.out is not None:
-        start_ms = _instant(FIXED_START) if args.start is None else args.start
+        start_ms = instant_ms(FIXED_START) if args.start is None else args.start
         tally = _write(args.out, _items(args, start_ms))
         print(tally.summary("wrote"), file=sys.stderr)
         return 130 if tally.interrupted else 0

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from ingest.cli import build_parser
 from ingest.commands import publish, simulate
-from ingest.commands.publish import validation_problems
+from ingest.commands.connection import instant_ms
 from ingest.commands.simulate import FIXED_START, Tally, json_line
+from ingest.errors import validation_problems
 from ingest.fleet import Fleet
 from ingest.simulate import Item, Simulation
 from schemas.models import validate_event
@@ -53,9 +54,9 @@ def test_json_lines_are_single_lines_starting_with_the_event_type(items: list[It
 
 
 def test_fixed_start_is_new_year_2026_utc() -> None:
-    assert simulate._instant(FIXED_START) == START_MS
-    assert simulate._instant("2026-01-01T08:00:00+08:00") == START_MS
-    assert simulate._instant("2026-01-01T00:00:00") == START_MS  # no offset means UTC
+    assert instant_ms(FIXED_START) == START_MS
+    assert instant_ms("2026-01-01T08:00:00+08:00") == START_MS
+    assert instant_ms("2026-01-01T00:00:00") == START_MS  # no offset means UTC
 
 
 def test_events_and_duration_exclude_each_other() -> None:
