@@ -10,6 +10,7 @@ from fastavro import schemaless_reader
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.avro_compiled import compile_reader
 from schemas.codec import (
     BadMarkerError,
     Codec,
@@ -18,7 +19,6 @@ from schemas.codec import (
     SchemaMismatchError,
     TruncatedError,
     UnknownSchemaError,
-    compile_reader,
     default_codec,
 )
 from schemas.errors import DecodeError, EncodeError
