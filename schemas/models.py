@@ -188,10 +188,8 @@ class ConsentRecord(AvroModel):
         return self
 
 
-class AnonymizedDeviceEvent(AvroModel):
-    """Anonymized device event for aggregate analysis."""
-
-    schema_name: ClassVar[str] = "anonymized_device_event"
+class _AnonymizedCommon(AvroModel):
+    """The fields both anonymized outputs start with (same order as in their .avsc files)."""
 
     anon_id: Id
     event_hour: EpochMs
@@ -206,6 +204,13 @@ class AnonymizedDeviceEvent(AvroModel):
     time_zone: str | None = None
     generalization_level: Count
     policy_version: Id
+
+
+class AnonymizedDeviceEvent(_AnonymizedCommon):
+    """Anonymized device event for aggregate analysis."""
+
+    schema_name: ClassVar[str] = "anonymized_device_event"
+
     app_state: AppState | None = None
     screen_class: str | None = None
     browser_type: str | None = None
@@ -221,24 +226,11 @@ class AnonymizedDeviceEvent(AvroModel):
     installed_app_count: Count | None = None
 
 
-class AnonymizedLogEvent(AvroModel):
+class AnonymizedLogEvent(_AnonymizedCommon):
     """Anonymized network-log event for aggregate analysis."""
 
     schema_name: ClassVar[str] = "anonymized_log_event"
 
-    anon_id: Id
-    event_hour: EpochMs
-    time_granularity: TimeGranularity
-    app_id: Id
-    app_version: str | None = None
-    brand: str | None = None
-    model: str | None = None
-    os_name: str | None = None
-    os_version: str | None = None
-    ip_prefix: str | None = None
-    time_zone: str | None = None
-    generalization_level: Count
-    policy_version: Id
     log_type: LogType
     usage_bucket: str | None = None
     url_template: str | None = None
