@@ -253,7 +253,7 @@ class Worker:
         txn = self._open_txn()
         txn.add_outcome(outcome)
         for rejected in outcome.rejected:
-            self._send(txn, self._router.dead_letter(rejected, now_ms), "dead_letter")
+            self._send(txn, self._router.dead_letter(rejected, now_ms))
         for entry in outcome.anonymized:
             try:
                 self._kanon.add(entry, now_ms)
@@ -273,10 +273,7 @@ class Worker:
             return
         txn = self._open_txn()
         for entry in batch.released:
-            record_out = self._router.anonymized(entry)
-            self._send(
-                txn, record_out, "anon_device" if entry.schema == "device_event" else "anon_log"
-            )
+            self._send(txn, self._router.anonymized(entry))
             txn.forwarded[entry.schema] += 1
             level = int(entry.record.get("generalization_level") or 0)
             if level:
@@ -302,9 +299,7 @@ class Worker:
         txn = self._open_txn()
         for cancellation in ready:
             self._send(
-                txn,
-                self._router.erasure(cancellation.user_id, cancellation.cancelled_at, now_ms),
-                "erasure",
+                txn, self._router.erasure(cancellation.user_id, cancellation.cancelled_at, now_ms)
             )
             txn.erased.append(cancellation)
 
@@ -320,7 +315,7 @@ class Worker:
             self._txn = Txn(group_metadata=self._consumer.group_metadata())
         return self._txn
 
-    def _send(self, txn: Txn, record: OutRecord, role: str) -> None:
+    def _send(self, txn: Txn, record: OutRecord) -> None:
         assert self._producer is not None
         self._producer.send(
             record.topic,
@@ -329,7 +324,7 @@ class Worker:
             headers=record.headers,
             partition=record.partition,
         )
-        txn.produced[role] += 1
+        txn.produced[self._router.role_of_topic[record.topic]] += 1
 
     def _commit(self) -> None:
         txn = self._txn
@@ -338,7 +333,7 @@ class Worker:
         assert self._producer is not None and self._consumer is not None
         plan = self._book.plan(txn.added, txn.removed)
         for write in plan.writes:
-            self._send(txn, self._router.checkpoint_chunk(write), "kanon_pending")
+            self._send(txn, self._router.checkpoint_chunk(write))
         if self.settings.exactly_once:
             if txn.offsets:
                 self._producer.send_offsets_to_transaction(txn.offsets, txn.group_metadata)

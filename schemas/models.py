@@ -67,10 +67,8 @@ class AvroModel(BaseModel):
         return self.model_dump()
 
 
-class DeviceEvent(AvroModel):
-    """Device attributes, identifiers, signal and location of one device at one instant."""
-
-    schema_name: ClassVar[str] = "device_event"
+class _EventCommon(AvroModel):
+    """The fields both raw events start with (same order as in their .avsc files)."""
 
     event_id: Id
     user_id: Id
@@ -83,6 +81,13 @@ class DeviceEvent(AvroModel):
     os_version: str | None = None
     ip_address: str | None = None
     time_zone: str | None = None
+
+
+class DeviceEvent(_EventCommon):
+    """Device attributes, identifiers, signal and location of one device at one instant."""
+
+    schema_name: ClassVar[str] = "device_event"
+
     app_state: AppState | None = None
     screen_width_px: Annotated[Count, Field(le=100_000)] | None = None
     screen_height_px: Annotated[Count, Field(le=100_000)] | None = None
@@ -111,22 +116,11 @@ class DeviceEvent(AvroModel):
     installed_apps: list[str] | None = None
 
 
-class LogEvent(AvroModel):
+class LogEvent(_EventCommon):
     """One network-log entry: app open, page view, usage, crash or system event."""
 
     schema_name: ClassVar[str] = "log_event"
 
-    event_id: Id
-    user_id: Id
-    event_time: EpochMs
-    app_id: Id
-    app_version: str | None = None
-    brand: str | None = None
-    model: str | None = None
-    os_name: str | None = None
-    os_version: str | None = None
-    ip_address: str | None = None
-    time_zone: str | None = None
     log_type: LogType
     session_id: str | None = None
     app_open_time: EpochMs | None = None
