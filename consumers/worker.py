@@ -364,9 +364,7 @@ class Worker:
         assert self._consumer is not None
         # The client's own view of what it owns: callbacks may still be on their way.
         owned = set(self._consumer.assignment())
-        for tp in self._assigned | owned:
-            self._kanon.drop_partition((tp.topic, tp.partition))
-        self._book.drop_sources({(tp.topic, tp.partition) for tp in self._assigned | owned})
+        self._forget_held(self._assigned | owned)
         self._assigned = owned
         partitions = sorted(owned)
         self._newly_assigned = partitions
@@ -375,6 +373,13 @@ class Worker:
         for tp in partitions:
             committed = self._consumer.committed(tp)
             self._consumer.seek(tp, committed if committed is not None else 0)
+
+    def _forget_held(self, partitions: set[TopicPartition]) -> int:
+        """Drop the window's records and chunk bookkeeping of these partitions; how many."""
+        sources = {(tp.topic, tp.partition) for tp in partitions}
+        dropped = sum(len(self._kanon.drop_partition(source)) for source in sources)
+        self._book.drop_sources(sources)
+        return dropped
 
     # -- rebalances ----------------------------------------------------------
 
@@ -416,10 +421,7 @@ class Worker:
                     log.warning("commit before revocation failed", extra={"error": str(exc)})
                     failed = True
             gone = set(partitions)
-            handed_off = sum(
-                len(self._kanon.drop_partition((tp.topic, tp.partition))) for tp in gone
-            )
-            self._book.drop_sources({(tp.topic, tp.partition) for tp in gone})
+            handed_off = self._forget_held(gone)
             self._assigned.difference_update(gone)
             self._newly_assigned = [tp for tp in self._newly_assigned if tp not in gone]
             with m.UPDATE_LOCK:
