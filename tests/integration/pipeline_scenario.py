@@ -255,8 +255,10 @@ def _luhn(body: str) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def build_event(user: UserScript, planned: PlannedEvent) -> dict[str, Any]:
-    """The Avro-ready dict of one planned event; every passing one shares its QI fields."""
+def build_event(
+    user: UserScript, planned: PlannedEvent, model: str = "Redmi Note 12"
+) -> dict[str, Any]:
+    """The Avro-ready dict of one planned event: QI fields agree but for `model`."""
     event: dict[str, Any] = dict.fromkeys(field_tags(planned.schema))
     event.update(
         event_id=str(uuid.uuid4()),
@@ -265,7 +267,7 @@ def build_event(user: UserScript, planned: PlannedEvent) -> dict[str, Any]:
         app_id="com.example.oracle",
         app_version=planned.tag,
         brand="Xiaomi",
-        model="Redmi Note 12",
+        model=model,
         os_name="Android",
         os_version="13.0.1",
         ip_address="198.51.100.23",
@@ -308,16 +310,33 @@ def removed_fields(event: dict[str, Any], verdict: Expected) -> Counter[str]:
     return out
 
 
-def qi_groups(users: list[UserScript], verdicts: list[Expected]) -> Counter[tuple[Any, ...]]:
-    """Distinct passing persons per (wave, schema, has location): each must reach k or be 0."""
+def pair_models(users: list[UserScript], verdicts: list[Expected]) -> dict[str, str]:
+    """A device model per passing event, shared by exactly two events of two persons.
+
+    With k = 2, a group of exactly two records from two persons leaves the moment both are
+    held, whatever batches the worker's polls cut the topic into; a larger group could be
+    released by its first k persons and leave a late record alone to be suppressed. Events
+    pair within one (wave, schema, located) class, so every other QI field agrees. Raises
+    AssertionError if the scenario cannot be paired that way.
+    """
     by_tag = {e.tag: (u, e) for u in users for e in u.events}
-    persons: dict[tuple[Any, ...], set[str]] = {}
+    classes: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
     for v in verdicts:
         if v.reason is None:
             user, planned = by_tag[v.tag]
             located = planned.location and LOC in v.categories
-            persons.setdefault((v.wave, v.schema, located), set()).add(user.user_id)
-    return Counter({key: len(ids) for key, ids in persons.items()})
+            classes.setdefault((v.wave, v.schema, located), []).append((user.user_id, v.tag))
+    models: dict[str, str] = {}
+    for key, members in classes.items():
+        counts = Counter(person for person, _tag in members)
+        members.sort(key=lambda m: (-counts[m[0]], m[0], m[1]))
+        half = len(members) // 2
+        assert len(members) == 2 * half, f"odd number of passing events in class {key}"
+        for i in range(half):
+            (p1, t1), (p2, t2) = members[i], members[i + half]
+            assert p1 != p2, f"class {key}: one person holds over half of its events"
+            models[t1] = models[t2] = f"Oracle {len(models) // 2:03d}"
+    return models
 
 
 def iter_events(users: list[UserScript], wave: int) -> Iterator[tuple[UserScript, PlannedEvent]]:
@@ -508,6 +527,8 @@ def build_scenario(t0: int, run: str) -> list[UserScript]:
             base,
             [dev(at(300)), log(at(300)), dev(at(450), "", 2), log(at(450), 2)],
         )
+    # Evens out the classes of passing events so that `pair_models` can pair them all.
+    user("pairing_filler", base, [log(at(300)), dev(at(450), "", 2), log(at(450), 2)])
     return users
 
 
