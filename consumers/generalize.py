@@ -9,7 +9,7 @@ Log records have no `geohash` key; geohash steps leave such records as they are.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Record = dict[str, Any]
@@ -93,11 +93,18 @@ class Step:
         return record
 
 
+#: Distinct level-0 tuples whose keys `Hierarchy.qi_keys` remembers before starting over.
+QI_MEMO_SIZE = 65_536
+
+
 @dataclass(frozen=True, slots=True)
 class Hierarchy:
     """Ordered generalization steps; level n = steps 1..n applied to the level-0 record."""
 
     steps: tuple[Step, ...]
+    _memo: dict[QiKey, tuple[QiKey, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @property
     def top(self) -> int:
@@ -110,13 +117,24 @@ class Hierarchy:
             record = step.apply(record)
         return record
 
-    def qi_keys(self, record: Record) -> list[QiKey]:
-        """The quasi-identifier tuple of `record` at every level, 0 to top."""
-        current: Record = {name: record[name] for name in QI_FIELDS if name in record}
-        keys = [qi_key(current)]
-        for step in self.steps:
-            current = step.apply(current)
-            keys.append(qi_key(current))
+    def qi_keys(self, record: Record) -> tuple[QiKey, ...]:
+        """The quasi-identifier tuple of `record` at every level, 0 to top.
+
+        The keys depend on the level-0 tuple alone, and records share few distinct
+        tuples (that is what k-anonymity asks of them), so they are remembered per
+        level-0 tuple; the memo starts over once it holds QI_MEMO_SIZE tuples.
+        """
+        base = qi_key(record)
+        keys = self._memo.get(base)
+        if keys is None:
+            if len(self._memo) >= QI_MEMO_SIZE:
+                self._memo.clear()
+            current: Record = dict(zip(QI_FIELDS, base, strict=True))
+            found = [base]
+            for step in self.steps:
+                current = step.apply(current)
+                found.append(qi_key(current))
+            keys = self._memo[base] = tuple(found)
         return keys
 
 

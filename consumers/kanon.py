@@ -64,7 +64,7 @@ class _Slot:
     """A pending entry with its quasi-identifier tuple at every level."""
 
     entry: PendingEntry
-    keys: list[QiKey]
+    keys: tuple[QiKey, ...]
 
 
 @dataclass(slots=True)
@@ -285,8 +285,13 @@ class KAnonymityBuffer:
     def _emit(self, slots: list[_Slot], level: int, batch: ReleaseBatch) -> None:
         for slot in slots:
             self._remove(slot)
-            record = self.hierarchy.generalize(slot.entry.record, level)
-            record = {**record, "generalization_level": level}
-            batch.released.append(replace(slot.entry, record=record))
+            entry = slot.entry
+            record = self.hierarchy.generalize(entry.record, level)
+            if record.get("generalization_level") != level:
+                record = {**record, "generalization_level": level}
+            # Held entries are never changed in place: a released one is a new entry.
+            batch.released.append(
+                entry if record is entry.record else replace(entry, record=record)
+            )
         if level:
             batch.generalized += len(slots)
