@@ -27,7 +27,9 @@ _LIBRDKAFKA_LOG = logging.getLogger(f"{__name__}.librdkafka")
 POLL_EVERY = 1000  # serve delivery reports once per this many sends
 METADATA_TIMEOUT_S = 10.0
 QUEUE_FULL_WAIT_S = 0.05
-_FENCED = ("FENCED", "INVALID_PRODUCER_EPOCH", "INVALID_PRODUCER_ID_MAPPING")
+# "_FATAL": a call on an instance already in librdkafka's fatal state (its cause, e.g.
+# fencing seen on a delivery report, came first): it can do nothing more, as if fenced.
+_FENCED = ("FENCED", "INVALID_PRODUCER_EPOCH", "INVALID_PRODUCER_ID_MAPPING", "_FATAL")
 _UNREACHABLE = ("TIMED_OUT", "_TRANSPORT", "ALL_BROKERS_DOWN", "_RESOLVE", "NOT_COORDINATOR")
 
 

@@ -6,7 +6,8 @@ from ingest.errors import TransportError
 
 
 class FencedError(TransportError):
-    """Another instance with the same transactional id took over: stop this one."""
+    """Another instance with the same transactional id took over (or the producer failed
+    fatally): stop this one."""
 
     retriable = False
 
