@@ -380,19 +380,28 @@ class ConfluentConsumer:
         return map_confluent_error(ck.KafkaException(t.error), f"{what} failed")
 
     def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        """End offsets of all partitions in one ListOffsets request, on its own connection.
+        """End offsets (for read_committed: the last stable offsets) in one request."""
+        return self._list_offsets(partitions, "end_offsets", latest=True)
 
-        Called before every batch for read-your-consent. The consumer's own broker
-        connection carries its long-poll fetches, and a broker answers one connection's
-        requests in order, so a ListOffsets sent there waits behind a fetch for up to
-        fetch.wait.max.ms (measured: ~90 ms per call at 100 ms). An admin client with
-        the same settings and isolation level answers in one round trip. Errors fall
-        back to per-partition watermarks, which map them as before.
+    def beginning_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        return self._list_offsets(partitions, "beginning_offsets", latest=False)
+
+    def _list_offsets(
+        self, partitions: Sequence[TopicPartition], what: str, *, latest: bool
+    ) -> dict[TopicPartition, int]:
+        """First or end offsets of all partitions in one ListOffsets request, on its own connection.
+
+        End offsets are asked before every batch (read-your-consent). The consumer's own
+        broker connection carries its long-poll fetches, and a broker answers one
+        connection's requests in order, so a ListOffsets sent there waits behind a fetch
+        for up to fetch.wait.max.ms (measured: ~90 ms per call at 100 ms). An admin
+        client with the same settings and isolation level answers in one round trip.
+        Errors fall back to per-partition watermarks, which map them as before.
         """
         if not partitions:
             return {}
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        query = {to_confluent_tp(tp): latest for tp in partitions}
+        spec = OffsetSpec.latest() if latest else OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+        query = {to_confluent_tp(tp): spec for tp in partitions}
         out: dict[TopicPartition, int] = {}
         try:
             futures = self._admin().list_offsets(
@@ -401,19 +410,17 @@ class ConfluentConsumer:
             for ctp, future in futures.items():
                 info = future.result(timeout=METADATA_TIMEOUT_S + 1)
                 if info.offset < 0:
-                    raise TransportError("no end offset")
+                    raise TransportError("no offset")
                 out[TopicPartition(ctp.topic, ctp.partition)] = int(info.offset)
         except (ck.KafkaException, TransportError, TimeoutError, ConfigError):
-            return {tp: hi for tp, (_, hi) in self._watermarks(partitions, "end_offsets").items()}
+            index = 1 if latest else 0
+            return {tp: pair[index] for tp, pair in self._watermarks(partitions, what).items()}
         return out
 
     def _admin(self) -> Any:
         if self._offsets_admin is None:
             self._offsets_admin = build_client(AdminClient, common_config(self._settings), "admin")
         return self._offsets_admin
-
-    def beginning_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: lo for tp, (lo, _) in self._watermarks(partitions, "beginning_offsets").items()}
 
     def position(self, partition: TopicPartition) -> int:
         """Next offset to read; before the first fetch, resolved as kafka-python does."""
@@ -425,8 +432,9 @@ class ConfluentConsumer:
             return int(got)
         if self._grouped and (committed := self.committed(partition)) is not None:
             return committed
-        lo, hi = self._watermarks([partition], "position")[partition]
-        return lo if self._from_beginning else hi
+        return self._list_offsets([partition], "position", latest=not self._from_beginning)[
+            partition
+        ]
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         try:
