@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_worker(args: argparse.Namespace) -> int:
     from consumers.logs import configure_logging
-    from consumers.runtime import tune_gc_for_streaming
     from consumers.settings import load_pipeline_settings
     from consumers.worker import Worker
 
@@ -98,7 +97,6 @@ def _run_worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    tune_gc_for_streaming()
     return worker.run()
 
 
