@@ -24,8 +24,15 @@ QI_FIELDS: tuple[str, ...] = (
     "os_name",
     "os_version",
     "geohash",
+    "time_zone",
+    "ip_prefix",
 )
-"""Fields whose values form the quasi-identifier tuple (time_granularity qualifies event_hour)."""
+"""Fields whose values form the quasi-identifier tuple (time_granularity qualifies event_hour).
+
+`time_zone` is kept by the default policy: nearly every mainland user shares one, so a rare
+zone singles a person out unless it too is shared by k persons. `ip_prefix` is dropped by
+the default policy; a policy that keeps it makes it part of the tuple here.
+"""
 
 DAY_MS = 86_400_000
 
@@ -56,6 +63,20 @@ def os_version_to_major(record: Record) -> Record:
     if version is None or "." not in version:
         return record
     return {**record, "os_version": version.split(".", 1)[0]}
+
+
+def drop_time_zone(record: Record) -> Record:
+    """Remove the time zone (a record without one stays as it is)."""
+    if record.get("time_zone") is None:
+        return record
+    return {**record, "time_zone": None}
+
+
+def drop_ip_prefix(record: Record) -> Record:
+    """Remove the IP network prefix (a record without one stays as it is)."""
+    if record.get("ip_prefix") is None:
+        return record
+    return {**record, "ip_prefix": None}
 
 
 def drop_model(record: Record) -> Record:
@@ -145,7 +166,10 @@ def qi_key(record: Record) -> QiKey:
 
 DEFAULT_HIERARCHY = Hierarchy(
     steps=(
-        Step("geohash4_os_major", (truncate_geohash(4), os_version_to_major)),
+        Step(
+            "geohash4_os_major_no_zone_ip",
+            (truncate_geohash(4), os_version_to_major, drop_time_zone, drop_ip_prefix),
+        ),
         Step("geohash3_brand_only", (truncate_geohash(3), drop_model)),
         Step("day_geohash2", (event_time_to_day, truncate_geohash(2))),
         Step("os_name_only", (drop_brand, drop_os_version)),

@@ -25,7 +25,13 @@ FAULT_PARTITIONS = 3
 CLOSER_USERS = 30
 CLOSER_EVENTS_PER_USER = 2
 # Every event gets the same quasi-identifiers, so each schema forms one k-anonymity group.
-SAME_QI = {"brand": "Xiaomi", "model": "Mi 11", "os_name": "Android", "os_version": "12.1.0"}
+SAME_QI = {
+    "brand": "Xiaomi",
+    "model": "Mi 11",
+    "os_name": "Android",
+    "os_version": "12.1.0",
+    "time_zone": "Asia/Shanghai",
+}
 ANON_SCHEMAS = {"anon_device": "anonymized_device_event", "anon_log": "anonymized_log_event"}
 
 

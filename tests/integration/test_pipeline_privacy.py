@@ -33,7 +33,18 @@ K = 10
 WORKER_ARGS = ("--max-delay", "5")
 SIMULATED = 3000
 OPTIONS = ProducerOptions(linger_ms=50, batch_size=1024 * 1024)
-QI = ("event_hour", "time_granularity", "brand", "model", "os_name", "os_version", "geohash")
+# SPEC 7's tuple plus what this policy keeps that can single a person out (a rare time zone).
+QI = (
+    "event_hour",
+    "time_granularity",
+    "brand",
+    "model",
+    "os_name",
+    "os_version",
+    "geohash",
+    "time_zone",
+    "ip_prefix",
+)
 OUTPUT_SCHEMA = {"anon_device": "anonymized_device_event", "anon_log": "anonymized_log_event"}
 IDENTIFIER_FIELDS = (
     "imei",

@@ -576,7 +576,7 @@ def test_random_device_event_leaves_no_identifier_and_a_valid_record(event: dict
     assert list(result.record) == [f["name"] for f in DEVICE_OUT["fields"]]
     assert validate(result.record, DEVICE_OUT, raise_errors=True)
     assert_no_identifier_survives("device_event", event, result)
-    assert len(result.qi) == 6
+    assert len(result.qi) == 7  # with time_zone
     geohash = result.record["geohash"]
     if event["latitude"] is not None and event["longitude"] is not None:
         assert geohash is not None
@@ -596,7 +596,8 @@ def test_random_log_event_leaves_no_identifier_and_a_valid_record(event: dict[st
     assert validate(result.record, LOG_OUT, raise_errors=True)
     assert_no_identifier_survives("log_event", event, result)
     assert result.qi == tuple(
-        result.record[name] for name in ("event_hour", "brand", "model", "os_name", "os_version")
+        result.record[name]
+        for name in ("event_hour", "brand", "model", "os_name", "os_version", "time_zone")
     )
 
 

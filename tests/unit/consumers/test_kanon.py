@@ -35,7 +35,17 @@ LOG = "anonymized_log_event"
 HOUR_MS = 3_600_000
 T0_HOUR = int(datetime(2024, 3, 5, 14, tzinfo=UTC).timestamp() * 1000)
 T0_DAY = int(datetime(2024, 3, 5, tzinfo=UTC).timestamp() * 1000)
-QI = ("event_hour", "time_granularity", "brand", "model", "os_name", "os_version", "geohash")
+QI = (
+    "event_hour",
+    "time_granularity",
+    "brand",
+    "model",
+    "os_name",
+    "os_version",
+    "geohash",
+    "time_zone",
+    "ip_prefix",
+)
 
 
 def device(
@@ -209,6 +219,24 @@ def test_group_of_k_persons_at_level_zero_is_released_before_the_deadline() -> N
     assert batch.generalized == 0
     assert sorted(batch.hold_times) == [998, 999, 1_000]
     assert buf.pending_count == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "common", "rare"),
+    [("time_zone", "Asia/Shanghai", "Asia/Tokyo"), ("ip_prefix", "10.1.2.0/24", "10.9.9.0/24")],
+)
+def test_a_rare_time_zone_or_ip_prefix_is_generalized_away_not_released(
+    field: str, common: str, rare: str
+) -> None:
+    buf = KAnonymityBuffer(k=3, max_delay_ms=5_000, rng=random.Random(1))
+    for i, value in enumerate([common, common, rare]):
+        buf.add(entry(f"e{i}", f"p{i}", {**device(), field: value}), now_ms=1_000)
+    early = buf.release(now_ms=2_000)
+    assert not early.released, "three persons, but only two share the value"
+    batch = buf.release(now_ms=6_000)
+    assert len(batch.released) == 3 and not batch.suppressed
+    assert {e.record[field] for e in batch.released} == {None}
+    assert {e.record["generalization_level"] for e in batch.released} == {1}
 
 
 def test_same_person_fifty_times_never_satisfies_k_ten() -> None:
