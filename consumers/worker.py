@@ -113,6 +113,7 @@ class Worker:
         try:
             if not self._wait_for_residency():
                 return 0
+            self._router.spread_over(self._output_partitions())
             if self._distinct_sink() and s.exactly_once:
                 log.error(
                     "exactly-once needs the sink on the source cluster: one Kafka transaction "
@@ -162,6 +163,26 @@ class Worker:
         return self._sink is not self._source and (
             self._sink.bootstrap_servers != self._source.bootstrap_servers
         )
+
+    def _output_partitions(self) -> dict[str, int]:
+        """Partition counts of the analyst topics on the sink ({} if they cannot be read).
+
+        Read from topic metadata by a short-lived group-less consumer: that needs
+        only DESCRIBE on the topics, which the pipeline's ACLs grant.
+        """
+        probe = self._sink.consumer(ConsumerOptions(group_id=None))
+        try:
+            return {
+                topic: len(probe.partitions_for(topic)) for topic in self._router.topic_of.values()
+            }
+        except TransportError as exc:
+            log.warning(
+                "analyst topics not described; the client picks partitions",
+                extra={"error": str(exc)},
+            )
+            return {}
+        finally:
+            probe.close()
 
     def _wait_for_residency(self) -> bool:
         """Fail closed: produce nothing until the sink passes the residency check."""

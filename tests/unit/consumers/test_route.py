@@ -33,3 +33,12 @@ def test_released_record_carries_type_fingerprint_and_provenance_and_no_key() ->
     decoded = codec.decode_as(out.value or b"", "anonymized_log_event")
     assert decoded["policy_version"] == "3"
     assert decoded["anon_id"] == RECORD["anon_id"]
+
+
+def test_released_records_go_round_robin_over_the_partitions_given() -> None:
+    topics = load_topic_set()
+    router = Router(Codec(), topics)
+    entry = PendingEntry("t:0:1", "log_event", "p", dict(RECORD), meta=("v=1;policy=2", 0))
+    assert router.anonymized(entry).partition is None, "no counts: the client chooses"
+    router.spread_over({topics.name("anon_log"): 3, "elsewhere": 5})
+    assert [router.anonymized(entry).partition for _ in range(7)] == [0, 1, 2, 0, 1, 2, 0]
