@@ -50,11 +50,22 @@ def truncate_geohash(precision: int) -> Generalizer:
     return step
 
 
-def drop_location(record: Record) -> Record:
-    """Remove the coarse location entirely (the last resort before suppression)."""
-    if record.get("geohash") is None:
-        return record
-    return {**record, "geohash": None}
+def clear(name: str) -> Generalizer:
+    """A step that sets field `name` to None (a record without a value stays as it is)."""
+
+    def step(record: Record) -> Record:
+        if record.get(name) is None:
+            return record
+        return {**record, name: None}
+
+    step.__name__ = f"clear_{name}"
+    return step
+
+
+drop_location = clear("geohash")
+"""Remove the coarse location entirely (the last resort before suppression)."""
+drop_time_zone = clear("time_zone")
+drop_ip_prefix = clear("ip_prefix")
 
 
 def os_version_to_major(record: Record) -> Record:
@@ -63,20 +74,6 @@ def os_version_to_major(record: Record) -> Record:
     if version is None or "." not in version:
         return record
     return {**record, "os_version": version.split(".", 1)[0]}
-
-
-def drop_time_zone(record: Record) -> Record:
-    """Remove the time zone (a record without one stays as it is)."""
-    if record.get("time_zone") is None:
-        return record
-    return {**record, "time_zone": None}
-
-
-def drop_ip_prefix(record: Record) -> Record:
-    """Remove the IP network prefix (a record without one stays as it is)."""
-    if record.get("ip_prefix") is None:
-        return record
-    return {**record, "ip_prefix": None}
 
 
 def drop_model(record: Record) -> Record:
