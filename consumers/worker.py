@@ -239,7 +239,11 @@ class Worker:
             self.health.last_loop = time.monotonic()
             messages = self._consumer.poll(s.max_poll_records, s.poll_timeout_ms / 1000)
             try:
-                self._apply_rebalance()
+                if self._apply_rebalance():
+                    # Rewound to the last commit: the positions were reset, so the
+                    # records polled above will be fetched again; processing them now
+                    # as well would emit them twice.
+                    messages = []
                 if self._newly_assigned:
                     self._restore_assigned()
                 now_ms = int(time.time() * 1000)
@@ -414,14 +418,16 @@ class Worker:
         with self._rebalance_lock:
             self._rebalance_events.append(("revoke", list(partitions)))
 
-    def _apply_rebalance(self) -> None:
+    def _apply_rebalance(self) -> bool:
         """Apply recorded revocations and assignments, in order, on the loop's thread.
 
         Before revoked partitions are let go, the open transaction is committed. Its
         offsets carry the group generation from when it began, so if the group has
         already moved on the broker rejects the commit (KIP-447) and the worker aborts
         and rewinds: the partitions' new owner then starts from the last commit.
+        Returns True when it rewound.
         """
+        rewound = False
         with self._rebalance_lock:
             events, self._rebalance_events = self._rebalance_events, []
         for kind, partitions in events:
@@ -450,7 +456,9 @@ class Worker:
                 m.PENDING.set(self._kanon.pending_count)
             if failed:
                 self._abort_and_rewind()
+                rewound = True
         m.ASSIGNED.set(len(self._assigned))
+        return rewound
 
     def _restore_assigned(self, count_restored: bool = True) -> None:
         """Reload held records and already-requested erasures for newly assigned partitions."""
