@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from ingest.errors import TransportError
+from ingest.topic_reader import read_messages
 from ingest.topics import TopicSet
-from ingest.transport import ConsumerOptions, TopicPartition, Transport
+from ingest.transport import Transport
 from schemas.codec import Codec
 from schemas.registry import default_registry
 
@@ -23,29 +22,11 @@ def read_to_end(
     transport: Transport, topic: str, timeout_s: float = 30.0, only: int | None = None
 ) -> dict[bytes, bytes | None]:
     """Latest value per key of a topic (or one partition), read to its end offsets."""
-    consumer = transport.consumer(
-        ConsumerOptions(group_id=None, read_committed=True, max_poll_records=10_000)
-    )
-    try:
-        numbers = consumer.partitions_for(topic) if only is None else [only]
-        partitions = [TopicPartition(topic, p) for p in numbers]
-        consumer.assign(partitions)
-        ends = consumer.end_offsets(partitions)
-        for tp in partitions:
-            consumer.seek(tp, 0)
-        latest: dict[bytes, bytes | None] = {}
-        deadline = time.monotonic() + timeout_s
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        while remaining:
-            if time.monotonic() > deadline:
-                raise TransportError(f"timed out reading {topic} to its end")
-            for msg in consumer.poll(5000, 0.5):
-                if msg.key is not None:
-                    latest[msg.key] = msg.value
-            remaining = {tp for tp in remaining if consumer.position(tp) < ends[tp]}
-        return latest
-    finally:
-        consumer.close()
+    return {
+        msg.key: msg.value
+        for msg in read_messages(transport, topic, timeout_s, only)
+        if msg.key is not None
+    }
 
 
 def read_consent(

@@ -125,7 +125,10 @@ class Producer(Protocol):
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
-    ) -> Delivery: ...
+        timestamp_ms: int | None = None,
+    ) -> Delivery:
+        """Queue one record; `timestamp_ms` (epoch ms) is its CreateTime, the send time if None."""
+        ...
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait for every sent record; raise DeliveryError if any was not acknowledged."""

@@ -135,24 +135,25 @@ class ConfluentProducer:
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> _Delivery:
         delivery = _Delivery(self)
         produce = self._p.produce
+        extra: dict[str, int] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if timestamp_ms is not None:
+            extra["timestamp"] = timestamp_ms
         for _ in range(self._full_tries):
             try:
-                if partition is None:
-                    produce(
-                        topic, value, key, on_delivery=delivery._resolve, headers=headers or None
-                    )
-                else:
-                    produce(
-                        topic,
-                        value,
-                        key,
-                        partition=partition,
-                        on_delivery=delivery._resolve,
-                        headers=headers or None,
-                    )
+                produce(
+                    topic,
+                    value,
+                    key,
+                    on_delivery=delivery._resolve,
+                    headers=headers or None,
+                    **extra,
+                )
                 break
             except BufferError:  # local queue full: serve reports, then retry
                 self._p.poll(QUEUE_FULL_WAIT_S)

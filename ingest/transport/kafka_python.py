@@ -97,10 +97,16 @@ class KafkaPythonProducer:
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> _Delivery:
         try:
             future = self._p.send(
-                topic, value=value, key=key, headers=headers or None, partition=partition
+                topic,
+                value=value,
+                key=key,
+                headers=headers or None,
+                partition=partition,
+                timestamp_ms=timestamp_ms,
             )
         except kerr.KafkaError as exc:
             self._on_error(exc)

@@ -139,6 +139,25 @@ def test_keyed_records_with_headers_come_back_with_identical_fields(
     assert all(keys_per_partition[m.key] == m.partition for m in got)
 
 
+def test_a_record_keeps_the_create_time_its_producer_gave_it(
+    client_transport: Transport, topic: str
+) -> None:
+    """Analyst outputs are stamped with their released time bucket, not the send instant."""
+    hour_start = int(time.time() * 1000) // 3_600_000 * 3_600_000 - 3 * 3_600_000
+    producer = client_transport.producer()
+    producer.send(topic, b"stamped", key=b"k", timestamp_ms=hour_start)
+    producer.send(topic, b"now", key=b"k")
+    producer.flush(30)
+    producer.close()
+    consumer = _reader(client_transport, topic)
+    try:
+        got = {m.value: m.timestamp_ms for m in _read(consumer, 2)}
+    finally:
+        consumer.close()
+    assert got[b"stamped"] == hour_start
+    assert got[b"now"] > hour_start + 3 * 3_600_000 - 60_000
+
+
 def test_a_key_lands_on_the_java_partition_under_both_clients(
     kafka_settings: KafkaSettings,
 ) -> None:

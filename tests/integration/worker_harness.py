@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.topic_reader import read_messages
 from ingest.topics import TopicSet
-from ingest.transport import ConsumerOptions, Message, TopicPartition, Transport
+from ingest.transport import Message, Transport
 
 
 def free_port() -> int:
@@ -143,22 +144,7 @@ def running_worker(
 
 def read_topic(transport: Transport, topic: str, timeout_s: float = 30) -> list[Message]:
     """Every committed record of a topic, read to its end (read_committed)."""
-    consumer = transport.consumer(ConsumerOptions(group_id=None, read_committed=True))
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for(topic)]
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, 0)
-        ends = consumer.end_offsets(partitions)
-        out: list[Message] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"could not read {topic} to its end in {timeout_s}s")
-            out.extend(consumer.poll(5000, 0.5))
-        return out
-    finally:
-        consumer.close()
+    return list(read_messages(transport, topic, timeout_s))
 
 
 def wait_for(predicate: object, timeout_s: float = 60, what: str = "condition") -> None:
