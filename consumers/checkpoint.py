@@ -153,6 +153,10 @@ class CheckpointBook:
         for pending_id in held:
             self._chunk_of[pending_id] = key
 
+    def held_from(self, sources: set[tuple[str, int]]) -> int:
+        """How many committed held records came from these source partitions."""
+        return sum(len(held) for held in self._chunks.values() if _source_of_chunk(held) in sources)
+
     def drop_sources(self, sources: set[tuple[str, int]]) -> None:
         """Forget the chunks of revoked or rewound source partitions."""
         for key in [k for k, held in self._chunks.items() if _source_of_chunk(held) in sources]:

@@ -389,22 +389,33 @@ class Worker:
         assert self._consumer is not None
         # The client's own view of what it owns: callbacks may still be on their way.
         owned = set(self._consumer.assignment())
+        # Held records of partitions this worker already counted as pending come back
+        # from the checkpoint uncounted; those of partitions it handed off or never
+        # held are counted as restored, so the accounting identity holds.
+        still_counted = frozenset(owned & self._assigned)
         self._forget_held(self._assigned | owned)
         self._assigned = owned
         partitions = sorted(owned)
         self._newly_assigned = partitions
-        self._restore_assigned(count_restored=False)
+        self._restore_assigned(uncounted=still_counted)
         assert self._consumer is not None
         for tp in partitions:
             committed = self._consumer.committed(tp)
             self._consumer.seek(tp, committed if committed is not None else 0)
 
     def _forget_held(self, partitions: set[TopicPartition]) -> int:
-        """Drop the window's records and chunk bookkeeping of these partitions; how many."""
+        """Drop the window's records and chunk bookkeeping of these partitions.
+
+        Returns how many of them the last commit checkpointed: what the partitions' next
+        owner restores. Records added by a transaction that failed are not among them
+        (the next owner consumes them again), nor are records that left in it.
+        """
         sources = {(tp.topic, tp.partition) for tp in partitions}
-        dropped = sum(len(self._kanon.drop_partition(source)) for source in sources)
+        committed = self._book.held_from(sources)
+        for source in sources:
+            self._kanon.drop_partition(source)
         self._book.drop_sources(sources)
-        return dropped
+        return committed
 
     # -- rebalances ----------------------------------------------------------
 
@@ -460,8 +471,12 @@ class Worker:
         m.ASSIGNED.set(len(self._assigned))
         return rewound
 
-    def _restore_assigned(self, count_restored: bool = True) -> None:
-        """Reload held records and already-requested erasures for newly assigned partitions."""
+    def _restore_assigned(self, uncounted: frozenset[TopicPartition] = frozenset()) -> None:
+        """Reload held records and already-requested erasures for newly assigned partitions.
+
+        Restored records count in `pending_restored` except those of `uncounted`
+        partitions, which this worker counts as pending already.
+        """
         partitions, self._newly_assigned = self._newly_assigned, []
         numbers = sorted({tp.partition for tp in partitions})
         wanted = {(tp.topic, tp.partition) for tp in partitions}
@@ -484,9 +499,10 @@ class Worker:
                 self._erasures.loaded(number, (k.decode() for k in erased))
         if restored:
             self._kanon.restore(restored)
+        skip = {(tp.topic, tp.partition) for tp in uncounted}
+        counted = sum(1 for e in restored if source_of(e) not in skip)
         with m.UPDATE_LOCK:
-            if count_restored:
-                m.PENDING_RESTORED.inc(len(restored))
+            m.PENDING_RESTORED.inc(counted)
             m.PENDING.set(self._kanon.pending_count)
         log.info(
             "partitions assigned",

@@ -74,3 +74,12 @@ def test_a_large_backlog_is_split_into_chunks_well_below_the_message_limit() -> 
     assert all(len(encode_chunk(w.entries or ())) < 512 * 1024 for w in plan.writes)
     book.apply(plan)
     assert all(e.pending_id in book for e in entries)
+
+
+def test_only_committed_held_records_count_as_held_from_a_source() -> None:
+    book = CheckpointBook()
+    book.apply(book.plan({e.pending_id: e for e in (_entry(0, 1), _entry(0, 2))}, removed=()))
+    uncommitted = book.plan({"raw:0:3": _entry(0, 3), "raw:1:4": _entry(1, 4)}, removed=())
+    assert uncommitted.writes, "a plan not yet applied: its transaction has not committed"
+    assert book.held_from({("raw", 0)}) == 2
+    assert book.held_from({("raw", 1)}) == 0
