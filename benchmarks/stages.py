@@ -26,8 +26,9 @@ from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
 from consumers.consent import ConsentRules, gate
 from consumers.consent_table import ConsentTable
-from consumers.kanon import KAnonymityBuffer, PendingEntry
+from consumers.kanon import KAnonymityWindow, PendingEntry
 from consumers.pipeline import Item, Pipeline, _invalid
+from consumers.release_policy import ReleasePlan
 from consumers.route import Router
 from consumers.scrub import scrub
 from consumers.settings import PipelineSettings
@@ -68,7 +69,8 @@ def time_pure_stages(topics: TopicSet, work: Workload, events: int) -> dict[str,
     codec = Codec(default_registry())
     settings = PipelineSettings(demo_mode=True)
     rules = ConsentRules()
-    anonymizer = Anonymizer(load_policy(), scrub, rng=random.Random(1))
+    policy = load_policy()
+    anonymizer = Anonymizer(policy, scrub)
     schema_of = {topics.name(r): s for r, s in SCHEMA_OF_ROLE.items()}  # type: ignore[arg-type]
     pipeline = Pipeline(codec, rules, anonymizer, settings.person_key(), schema_of)
     table = ConsentTable()
@@ -106,10 +108,14 @@ def time_pure_stages(topics: TopicSet, work: Workload, events: int) -> dict[str,
     seconds, persons = _timed(lambda: [pipeline.person(i.event["user_id"]) for i in kept_items])
     costs["person_token"] = _per_record(seconds, n)
     entries = [
-        PendingEntry(f"t:{i}", item.schema, person, res.record, ("t", i % 6), ("v=1;policy=3", 0))
+        PendingEntry(f"t:{i}", item.schema, person, res.record, ("t", i % 6), 0)
         for i, (item, person, res) in enumerate(zip(kept_items, persons, results, strict=True))
     ]
-    buffer = KAnonymityBuffer(k=settings.k, max_delay_ms=5_000, rng=random.Random(2))
+    plans = {
+        name: ReleasePlan(name, spec.output, spec.release, {"policy_version": policy.version})
+        for name, spec in policy.schemas.items()
+    }
+    buffer = KAnonymityWindow(plans, k=settings.k, max_delay_ms=5_000, rng=random.Random(2))
 
     def hold_and_release() -> Any:
         for entry in entries:
@@ -118,9 +124,9 @@ def time_pure_stages(topics: TopicSet, work: Workload, events: int) -> dict[str,
 
     seconds, released = _timed(hold_and_release)
     costs["kanon"] = _per_record(seconds, n)
-    router = Router(codec, topics)
+    router = Router(codec, topics, {name: spec.output for name, spec in policy.schemas.items()})
     out = released.released
-    seconds, _ = _timed(lambda: [router.anonymized(e) for e in out])
+    seconds, _ = _timed(lambda: [router.anonymized(e, now_ms) for e in out])
     costs["encode_per_released"] = _per_record(seconds, len(out))
     costs["encode"] = _per_record(seconds, n)
     seconds, _ = _timed(lambda: _whole(pipeline, codec, msgs, table, now_ms, batch))

@@ -1,10 +1,12 @@
 """The anonymization policy file: its pydantic model, and loading with every problem listed.
 
 A policy (SPEC section 7) maps each field of each input schema to one action (drop, keep,
-generalize, bucket, count, scrub, url_template, topcode) and the output field it feeds.
-It is validated once at start against the Avro schemas: an unknown field, an input field
-with no rule, an identifier that is not dropped, a geohash finer than precision 6 or an
-output field of the wrong type is a `PolicyError` naming every problem at once.
+generalize, bucket, count_bucket, template, scrub, url_template) and the output
+field it feeds, and gives every released output field a generalization ladder
+(`consumers.release_policy`). It is validated once at start against the Avro schemas: an
+unknown field, an input field with no rule, an identifier that is not dropped, a geohash
+finer than precision 6, an output field of the wrong type or a released field without a
+ladder is a `PolicyError` naming every problem at once.
 """
 
 from __future__ import annotations
@@ -18,13 +20,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from consumers.release_policy import STAGE_FIELDS, FieldFacts, ReleaseSpec, release_problems
 from schemas.errors import ConsentgateError
 from schemas.fields import field_tags, schema_path
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("anonymization_policy.toml")
 MAX_GEOHASH_PRECISION = 6
-STAGE_FIELDS = frozenset({"anon_id", "time_granularity", "generalization_level", "policy_version"})
-"""Output fields the anonymizer sets itself; no rule may target them."""
 
 
 class PolicyError(ConsentgateError):
@@ -140,18 +141,34 @@ class BucketRule(_Rule):
         return self
 
 
-class CountRule(_Rule):
-    """A list becomes its length, top-coded at `top`."""
+class CountBucketRule(_Rule):
+    """A list becomes its length's bucket label: labels[i] holds edges[i-1] <= n < edges[i]."""
 
-    action: Literal["count"]
+    action: Literal["count_bucket"]
     output: str
-    top: Annotated[int, Field(ge=1)]
+    edges: list[int] = Field(min_length=1)
+    labels: list[str]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CountBucketRule:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("bucket edges must be strictly increasing")
+        if len(self.labels) != len(self.edges) + 1 or len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"{len(self.edges)} bucket edges need {len(self.edges) + 1} labels")
+        return self
 
 
 class ScrubRule(_Rule):
     """Free text goes through the scrubber; found personal data become type tokens."""
 
     action: Literal["scrub"]
+    output: str | None = None
+
+
+class TemplateRule(_Rule):
+    """Free text is scrubbed, then every number, hex literal, quoted value and id is masked."""
+
+    action: Literal["template"]
     output: str | None = None
 
 
@@ -163,30 +180,15 @@ class UrlTemplateRule(_Rule):
     scrub: bool = True
 
 
-class TopcodeRule(_Rule):
-    """A number is clamped into [bottom, top] (bottom- and top-coding)."""
-
-    action: Literal["topcode"]
-    output: str | None = None
-    bottom: float
-    top: float
-
-    @model_validator(mode="after")
-    def _ordered(self) -> TopcodeRule:
-        if self.bottom >= self.top:
-            raise ValueError("topcode bottom must be below top")
-        return self
-
-
 Rule = Annotated[
     DropRule
     | KeepRule
     | GeneralizeRule
     | BucketRule
-    | CountRule
+    | CountBucketRule
     | ScrubRule
-    | UrlTemplateRule
-    | TopcodeRule,
+    | TemplateRule
+    | UrlTemplateRule,
     Field(discriminator="action"),
 ]
 
@@ -200,6 +202,7 @@ class SchemaPolicy(BaseModel):
     input_version: Annotated[int, Field(ge=1)] = 1
     output_version: Annotated[int, Field(ge=1)] = 1
     fields: dict[str, Rule]
+    release: ReleaseSpec
 
 
 class AnonymizationPolicy(BaseModel):
@@ -252,10 +255,10 @@ _RESULT_TYPES: dict[type, frozenset[str]] = {
     MajorMinorRule: frozenset({"string"}),
     BucketRule: frozenset({"string"}),
     ScrubRule: frozenset({"string"}),
+    TemplateRule: frozenset({"string"}),
     UrlTemplateRule: frozenset({"string"}),
+    CountBucketRule: frozenset({"string"}),
     HourRule: frozenset({"long"}),
-    CountRule: frozenset({"int", "long"}),
-    TopcodeRule: frozenset({"int", "long", "float", "double"}),
 }
 """Avro types an output field may have to receive each kind of rule's result."""
 
@@ -276,6 +279,7 @@ def _check_schema(schema_name: str, policy: SchemaPolicy) -> list[str]:
 
     covered: dict[str, str] = {}
     written: dict[str, str] = {}
+    facts: dict[str, FieldFacts] = {}
     for name, rule in policy.fields.items():
         for read in rule_inputs(name, rule):
             if read not in inputs:
@@ -294,11 +298,11 @@ def _check_schema(schema_name: str, policy: SchemaPolicy) -> list[str]:
         if (
             tag is not None
             and tag.free_text
-            and not isinstance(rule, DropRule | ScrubRule | UrlTemplateRule)
+            and not isinstance(rule, DropRule | ScrubRule | TemplateRule | UrlTemplateRule)
         ):
             problems.append(
-                f"{where}.{name}: free-text field must be drop, scrub or url_template, "
-                f"not {rule.action!r}"
+                f"{where}.{name}: free-text field must be drop, template, scrub or "
+                f"url_template, not {rule.action!r}"
             )
         target = rule_output(name, rule)
         if target is None:
@@ -314,6 +318,7 @@ def _check_schema(schema_name: str, policy: SchemaPolicy) -> list[str]:
                 f"{where}.{name}: output {target!r} is already written by {written[target]!r}"
             )
         written[target] = name
+        facts[target] = _facts(rule, inputs.get(name), outputs[target])
         problems.extend(_type_problems(f"{where}.{name}", rule, inputs.get(name), outputs[target]))
 
     for name in inputs:
@@ -322,19 +327,57 @@ def _check_schema(schema_name: str, policy: SchemaPolicy) -> list[str]:
     for name, avro_type in outputs.items():
         if name not in STAGE_FIELDS and name not in written and not _nullable(avro_type):
             problems.append(f"{where}: required output field {name!r} has no rule")
+    problems.extend(release_problems(where, policy.release, outputs, facts))
     return problems
+
+
+def _facts(rule: Rule, input_type: Any, output_type: Any) -> FieldFacts:
+    """What the ladder checks need to know of the values a rule writes."""
+    values: frozenset[str] | None = None
+    if isinstance(rule, BucketRule | CountBucketRule):
+        values = frozenset(rule.labels)
+    elif isinstance(rule, KeepRule):
+        for branch in _branches(input_type):
+            if isinstance(branch, dict) and branch.get("type") == "enum":
+                values = frozenset(branch["symbols"])
+    return FieldFacts(
+        avro_type=output_type,
+        values=values,
+        geohash_precision=rule.precision if isinstance(rule, GeohashRule) else None,
+        is_time=isinstance(rule, HourRule),
+    )
 
 
 def _type_problems(where: str, rule: Rule, input_type: Any, output_type: Any) -> list[str]:
     """Whether the output field's Avro type can hold what the rule produces."""
     if isinstance(rule, KeepRule):
-        if _branches(input_type) != _branches(output_type):
+        if not _holds(_branches(input_type), _branches(output_type)):
             return [f"{where}: keep needs the same type in input and output"]
         return []
     allowed = _RESULT_TYPES.get(type(rule), frozenset())
     if not any(branch in allowed for branch in _branches(output_type)):
         return [f"{where}: output type cannot hold the result of {rule.action!r}"]
     return []
+
+
+def _holds(inputs: list[Any], outputs: list[Any]) -> bool:
+    """Whether every input branch has an output branch of its type (an enum: a superset)."""
+    for branch in inputs:
+        if branch in outputs:
+            continue
+        if not (
+            isinstance(branch, dict)
+            and branch.get("type") == "enum"
+            and any(
+                isinstance(out, dict)
+                and out.get("type") == "enum"
+                and out.get("name") == branch.get("name")
+                and set(branch["symbols"]) <= set(out["symbols"])
+                for out in outputs
+            )
+        ):
+            return False
+    return True
 
 
 def _format_validation_error(exc: ValidationError) -> list[str]:

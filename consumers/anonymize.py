@@ -1,18 +1,17 @@
-"""The anonymization stage (SPEC section 7): a consented raw event in, an analyst record out.
+"""The anonymization stage (SPEC section 7): a consented raw event in, its level-0 record out.
 
 The validated policy is compiled once into a list of small per-field functions; each
 reads the raw event and writes its output field, and returns a reason code when an odd
 input value (wrong type, out of range, malformed URL) had to become None. No rule is
-looked up per record. The output gets a fresh random `anon_id` (never derived from the
-event or user id), `generalization_level` 0, `time_granularity` HOUR and the policy version.
+looked up per record. The result holds only the fields the policy releases, at their
+finest releasable form (level 0); the k-anonymity window (`consumers.kanon`) decides how
+far each is generalized, and the release adds a fresh `anon_id` and the policy versions.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
-import os
-import random
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
@@ -25,7 +24,7 @@ import pygeohash
 from consumers.anonymization_config import (
     AnonymizationPolicy,
     BucketRule,
-    CountRule,
+    CountBucketRule,
     DropRule,
     GeohashRule,
     HourRule,
@@ -34,19 +33,18 @@ from consumers.anonymization_config import (
     MajorMinorRule,
     Rule,
     ScrubRule,
-    TopcodeRule,
+    TemplateRule,
     UrlTemplateRule,
     avro_field_types,
     rule_output,
 )
+from consumers.text_template import template as text_template
 from consumers.url_template import url_template
 from schemas.errors import ConsentgateError
 from schemas.fields import Sensitivity, field_tags
 
 HOUR_MS = 3_600_000
 LONG_MIN = -(2**63)
-EXTRA_QI_FIELDS = ("ip_prefix",)
-"""Output fields that join the quasi-identifier tuple when a rule fills them."""
 
 
 class AnonymizationError(ConsentgateError):
@@ -80,10 +78,9 @@ returns a reason code when an odd value was turned into None."""
 
 @dataclass(slots=True)
 class AnonResult:
-    """An anonymized record, its quasi-identifier tuple, the data scrubbed and nulled fields."""
+    """A level-0 record, the personal data scrubbed from its text and the nulled fields."""
 
     record: dict[str, Any]
-    qi: tuple[Any, ...]
     pii_found: dict[str, int]
     issues: dict[str, str]
     """Output field -> reason code, for fields nulled because the input value was odd."""
@@ -97,7 +94,6 @@ class _Compiled:
     template: dict[str, Any]
     steps: tuple[tuple[str, FieldFn], ...]
     required: tuple[str, ...]
-    qi_fields: tuple[str, ...]
 
 
 def _number(value: Any) -> float | int | None:
@@ -243,32 +239,19 @@ def _compile_bucket(name: str, rule: BucketRule, output: str, ctx: TextContext) 
     return bucket
 
 
-def _compile_count(name: str, rule: CountRule, output: str, ctx: TextContext) -> FieldFn:
-    top = rule.top
+def _compile_count_bucket(
+    name: str, rule: CountBucketRule, output: str, ctx: TextContext
+) -> FieldFn:
+    edges, labels = tuple(rule.edges), tuple(rule.labels)
 
-    def count(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+    def count_bucket(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
         value = event.get(name)
         if not isinstance(value, list | tuple):
             return _odd(value)
-        out[output] = min(len(value), top)
+        out[output] = labels[bisect_right(edges, len(value))]
         return None
 
-    return count
-
-
-def _compile_topcode(name: str, rule: TopcodeRule, output: str, ctx: TextContext) -> FieldFn:
-    bottom, top = rule.bottom, rule.top
-
-    def topcode(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
-        raw = event.get(name)
-        value = _number(raw)
-        if value is None:
-            return _odd(raw)
-        clamped = min(max(value, bottom), top)
-        out[output] = int(clamped) if isinstance(value, int) else float(clamped)
-        return None
-
-    return topcode
+    return count_bucket
 
 
 def _scrub_into(scrubber: Scrubber, text: str, pii: dict[str, int]) -> str:
@@ -308,6 +291,18 @@ def _compile_scrub(name: str, rule: ScrubRule, output: str, ctx: TextContext) ->
     return scrub
 
 
+def _compile_template(name: str, rule: TemplateRule, output: str, ctx: TextContext) -> FieldFn:
+    def template(event: Event, out: dict[str, Any], pii: dict[str, int]) -> str | None:
+        value = event.get(name)
+        if not isinstance(value, str):
+            return _odd(value)
+        scrubbed = _scrub_into(ctx.scrubber, _redact_own(event, value, ctx.own, pii), pii)
+        out[output] = text_template(scrubbed)
+        return None
+
+    return template
+
+
 def _compile_url(name: str, rule: UrlTemplateRule, output: str, ctx: TextContext) -> FieldFn:
     also_scrub = rule.scrub
 
@@ -332,9 +327,9 @@ _COMPILERS: dict[type, Callable[[str, Any, str, TextContext], FieldFn]] = {
     IpPrefixRule: _compile_ip,
     GeohashRule: _compile_geohash,
     BucketRule: _compile_bucket,
-    CountRule: _compile_count,
-    TopcodeRule: _compile_topcode,
+    CountBucketRule: _compile_count_bucket,
     ScrubRule: _compile_scrub,
+    TemplateRule: _compile_template,
     UrlTemplateRule: _compile_url,
 }
 """Rule type -> compiler. A new action is one compiler plus one line here."""
@@ -344,8 +339,6 @@ def _compile(schema_name: str, policy: AnonymizationPolicy, scrubber: Scrubber) 
     """Compile one schema's rules into per-field functions and a record template."""
     schema_policy = policy.schemas[schema_name]
     output_types = avro_field_types(schema_policy.output, schema_policy.output_version)
-    template: dict[str, Any] = dict.fromkeys(output_types)
-    template.update(time_granularity="HOUR", generalization_level=0, policy_version=policy.version)
     steps: list[tuple[str, FieldFn]] = []
     ctx = TextContext(
         scrubber=scrubber,
@@ -362,44 +355,30 @@ def _compile(schema_name: str, policy: AnonymizationPolicy, scrubber: Scrubber) 
         output = rule_output(name, rule)
         assert output is not None  # only drop rules have no output
         steps.append((output, _COMPILERS[type(rule)](name, rule, output, ctx)))
+    written = [output for output, _ in steps]
     required = tuple(
         name
-        for name, avro_type in output_types.items()
-        if not (isinstance(avro_type, list) and "null" in avro_type)
+        for name in written
+        if not (isinstance(output_types[name], list) and "null" in output_types[name])
     )
-    tags = field_tags(schema_policy.output, schema_policy.output_version)
-    written = {output for output, _ in steps}
-    qi = [name for name, tag in tags.items() if tag.quasi_identifier]
-    qi.extend(name for name in EXTRA_QI_FIELDS if name in written and name not in qi)
     return _Compiled(
         output_schema=schema_policy.output,
-        template=template,
+        template=dict.fromkeys(written),
         steps=tuple(steps),
         required=required,
-        qi_fields=tuple(qi),
     )
 
 
 class Anonymizer:
     """Turns consented raw events into anonymized records by a compiled, validated policy."""
 
-    def __init__(
-        self,
-        policy: AnonymizationPolicy,
-        scrubber: Scrubber,
-        rng: random.Random | None = None,
-    ) -> None:
+    def __init__(self, policy: AnonymizationPolicy, scrubber: Scrubber) -> None:
         self.policy_version = policy.version
-        self._rng = rng
         self._compiled = {name: _compile(name, policy, scrubber) for name in policy.schemas}
 
     def output_schema(self, schema_name: str) -> str:
         """Name of the output schema that `schema_name` events are anonymized into."""
         return self._lookup(schema_name).output_schema
-
-    def qi_fields(self, schema_name: str) -> tuple[str, ...]:
-        """Names of the output fields forming the quasi-identifier tuple, in tuple order."""
-        return self._lookup(schema_name).qi_fields
 
     def anonymize(self, schema_name: str, event: Event) -> AnonResult:
         """Anonymize one event; odd values become None, noted in `issues`.
@@ -409,7 +388,6 @@ class Anonymizer:
         """
         compiled = self._lookup(schema_name)
         out = compiled.template.copy()
-        out["anon_id"] = self._new_id()
         pii: dict[str, int] = {}
         issues: dict[str, str] = {}
         for output, step in compiled.steps:
@@ -427,15 +405,7 @@ class Anonymizer:
                     f"({issues.get(name, 'missing')})",
                     reason="required_field_missing",
                 )
-        qi = tuple(out[name] for name in compiled.qi_fields)
-        return AnonResult(record=out, qi=qi, pii_found=pii, issues=issues)
-
-    def _new_id(self) -> str:
-        raw = bytearray(os.urandom(16) if self._rng is None else self._rng.randbytes(16))
-        raw[6] = raw[6] & 0x0F | 0x40  # version 4
-        raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
-        h = raw.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return AnonResult(record=out, pii_found=pii, issues=issues)
 
     def _lookup(self, schema_name: str) -> _Compiled:
         try:

@@ -8,7 +8,7 @@ what remains, or tombstoned once empty, again inside the transaction that
 released them. A crash or a rebalance therefore neither loses nor repeats a
 held record, and a transaction writes a few chunks, not one record per
 held event. A chunk holds at most MAX_CHUNK_ENTRIES records. Chunks hold
-anonymized records and opaque person tokens only.
+level-0 anonymized records and opaque person tokens only.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from consumers.kanon import PendingEntry
 from schemas.errors import DecodeError
@@ -33,12 +33,11 @@ class CheckpointError(DecodeError):
 
 def source_of(entry: PendingEntry) -> tuple[str, int]:
     """The raw topic and partition a held record came from."""
-    topic, partition = cast(tuple[str, int], entry.partition)
-    return topic, partition
+    return entry.source
 
 
 def _entry_json(entry: PendingEntry) -> dict[str, Any]:
-    topic, partition = source_of(entry)
+    topic, partition = entry.source
     return {
         "id": entry.pending_id,
         "schema": entry.schema,
@@ -46,9 +45,17 @@ def _entry_json(entry: PendingEntry) -> dict[str, Any]:
         "record": entry.record,
         "topic": topic,
         "partition": partition,
-        "meta": entry.meta,
+        "raw_ts": entry.raw_timestamp_ms,
         "added_ms": entry.added_ms,
     }
+
+
+def _raw_timestamp(item: dict[str, Any]) -> int:
+    """The raw record's timestamp; chunks written before 2026-11-30 kept it in `meta`."""
+    if "raw_ts" in item:
+        return int(item["raw_ts"])
+    meta = item.get("meta")
+    return int(meta[1]) if isinstance(meta, list) and len(meta) > 1 else -1
 
 
 def encode_chunk(entries: Iterable[PendingEntry]) -> bytes:
@@ -66,8 +73,8 @@ def decode_chunk(value: bytes) -> list[PendingEntry]:
                 schema=item["schema"],
                 person=item["person"],
                 record=item["record"],
-                partition=(item["topic"], int(item["partition"])),
-                meta=tuple(item["meta"]) if isinstance(item["meta"], list) else item["meta"],
+                source=(str(item["topic"]), int(item["partition"])),
+                raw_timestamp_ms=_raw_timestamp(item),
                 added_ms=int(item["added_ms"]),
             )
             for item in items

@@ -66,8 +66,8 @@ SUPPRESSED = Counter(
 )
 GENERALIZED = Counter(
     "consentgate_kanon_generalized_total",
-    "Records released only after further generalization, by level.",
-    ["level"],
+    "Released records whose field was coarser than its level-0 value, by output field.",
+    ["field"],
 )
 HOLD_SECONDS = Histogram(
     "consentgate_kanon_hold_seconds",

@@ -100,7 +100,7 @@ class Pipeline:
             out.minors["passed"] += minors_passed
         if gated.minors > minors_passed:
             out.minors["dropped"] += gated.minors - minors_passed
-        for item, decision in gated.kept:
+        for item, _decision in gated.kept:
             try:
                 result = self._anonymizer.anonymize(item.schema, item.event)
             except AnonymizationError as exc:
@@ -114,22 +114,12 @@ class Pipeline:
                     schema=item.schema,
                     person=self.person(item.event["user_id"]),
                     record=result.record,
-                    partition=(msg.topic, msg.partition),
-                    meta=(decision.provenance, msg.timestamp_ms),
+                    source=(msg.topic, msg.partition),
+                    raw_timestamp_ms=msg.timestamp_ms,
                     added_ms=now_ms,
                 )
             )
         return out
-
-    def _is_minor_drop(self, item: Item, table: ConsentTable, now_ms: int) -> bool:
-        from consumers.consent import is_minor
-
-        state = table.get(item.event["user_id"])
-        return (
-            state is not None
-            and not state.cancelled
-            and is_minor(state, item.event["event_time"], self._rules)
-        )
 
     def _decode_and_validate(
         self, messages: Sequence[Message], now_ms: int, out: BatchOutcome

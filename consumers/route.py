@@ -1,14 +1,21 @@
-"""Routing: turn the stages' results into output records with their topics and headers."""
+"""Routing: turn the stages' results into output records with their topics and headers.
+
+Analyst outputs carry nothing per record but their content and a fresh random
+`anon_id`: no key, headers that are the same for every record of a schema, and
+as Kafka timestamp the start of the released time bucket (SPEC section 7).
+"""
 
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from consumers.checkpoint import ChunkWrite, encode_chunk
-from consumers.kanon import PendingEntry
+from consumers.kanon import Released
+from consumers.ladders import HOUR_MS
 from consumers.pipeline import Rejected
 from ingest.topics import TopicSet
 from ingest.transport.base import Headers
@@ -16,18 +23,12 @@ from schemas.codec import Codec
 
 EVENT_TYPE = "event-type"
 FINGERPRINT = "schema-fingerprint"
-PROVENANCE = "consent-provenance"
 DLQ_STAGE = "dlq-stage"
 DLQ_ERROR = "dlq-error-class"
 DLQ_REASON = "dlq-reason"
 SOURCE_TOPIC = "source-topic"
 SOURCE_PARTITION = "source-partition"
 SOURCE_OFFSET = "source-offset"
-
-OUTPUT_SCHEMA = {
-    "device_event": "anonymized_device_event",
-    "log_event": "anonymized_log_event",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +40,26 @@ class OutRecord:
     value: bytes | None
     headers: Headers
     partition: int | None = None
+    timestamp_ms: int | None = None
+
+
+def new_anon_id() -> str:
+    """A fresh random (version 4) UUID string: drawn at release, never derived from input."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Router:
     """Knows the output topics and how to encode and label each kind of output."""
 
-    def __init__(self, codec: Codec, topics: TopicSet) -> None:
+    def __init__(self, codec: Codec, topics: TopicSet, outputs: Mapping[str, str]) -> None:
+        """`outputs` maps each input schema to the analyst schema it is released as."""
         self._codec = codec
         self._topics = topics
+        self._outputs = dict(outputs)
         self.topic_of = {
             "device_event": topics.name("anon_device"),
             "log_event": topics.name("anon_log"),
@@ -64,7 +77,7 @@ class Router:
                 (EVENT_TYPE, out.encode()),
                 (FINGERPRINT, codec.fingerprint(out).hex().encode()),
             ]
-            for schema, out in OUTPUT_SCHEMA.items()
+            for schema, out in self._outputs.items()
         }
 
     def spread_over(self, partitions: Mapping[str, int]) -> None:
@@ -84,20 +97,23 @@ class Router:
         """Every topic this worker writes (checked for the mainland marker)."""
         return list(self.role_of_topic)
 
-    def anonymized(self, entry: PendingEntry) -> OutRecord:
-        """A released record to its analyst topic, with consent provenance (no key: no id).
+    def anonymized(self, released: Released, now_ms: int) -> OutRecord:
+        """A released record to its analyst topic: no key, the same headers for every record.
 
-        The anonymization policy version is a field of the record itself, not a header:
-        each header costs the pure-Python client measurable time per record.
+        The Kafka timestamp is the start of the record's released time bucket; an event
+        dated in the future is stamped with the current hour instead, which a broker
+        accepts, and which is the same for every record of the group released with it.
         """
-        out_schema = OUTPUT_SCHEMA[entry.schema]
-        provenance = entry.meta[0] if isinstance(entry.meta, (tuple, list)) else ""
-        headers = [*self._fixed[entry.schema], (PROVENANCE, str(provenance).encode())]
-        value = self._codec.encode(out_schema, entry.record)
-        topic = self.topic_of[entry.schema]
+        schema = released.entry.schema
+        record = {**released.record, "anon_id": new_anon_id()}
+        value = self._codec.encode(self._outputs[schema], record)
+        topic = self.topic_of[schema]
         spread = self._spread.get(topic)
         partition = None if spread is None else next(spread)
-        return OutRecord(topic, None, value, headers, partition=partition)
+        stamp = min(released.timestamp_ms, now_ms - now_ms % HOUR_MS)
+        return OutRecord(
+            topic, None, value, self._fixed[schema], partition=partition, timestamp_ms=stamp
+        )
 
     def dead_letter(self, rejected: Rejected, now_ms: int) -> OutRecord:
         """The raw bytes in an envelope, with stage, error class and source position headers."""

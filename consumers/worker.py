@@ -26,8 +26,9 @@ from consumers.consent import ConsentRules
 from consumers.consent_feed import ConsentFeed
 from consumers.erasure import ErasureLedger
 from consumers.health import HealthServer, HealthState
-from consumers.kanon import DuplicatePendingError, KAnonymityBuffer, PendingEntry
+from consumers.kanon import DuplicatePendingError, KAnonymityWindow, PendingEntry
 from consumers.pipeline import Pipeline
+from consumers.release_policy import ReleasePlan
 from consumers.residency import check_residency
 from consumers.route import OutRecord, Router
 from consumers.scrub import scrub
@@ -64,12 +65,22 @@ class Worker:
         self._source = source
         self._sink = sink or source
         self._codec = Codec(default_registry())
-        self._router = Router(self._codec, topics)
         policy = (
             load_policy(settings.anonymization_policy)
             if settings.anonymization_policy
             else (load_policy())
         )
+        self._router = Router(
+            self._codec, topics, {name: sp.output for name, sp in policy.schemas.items()}
+        )
+        constants = {
+            "policy_version": policy.version,
+            "min_consent_policy_version": settings.min_policy_version,
+        }
+        plans = {
+            name: ReleasePlan(name, sp.output, sp.release, constants)
+            for name, sp in policy.schemas.items()
+        }
         self._pipeline = Pipeline(
             self._codec,
             ConsentRules(
@@ -81,8 +92,8 @@ class Worker:
             settings.person_key(),
             {topics.name("raw_device"): "device_event", topics.name("raw_log"): "log_event"},
         )
-        self._kanon = KAnonymityBuffer(
-            k=settings.k, max_delay_ms=settings.kanon_max_delay_ms, rng=random.SystemRandom()
+        self._kanon = KAnonymityWindow(
+            plans, k=settings.k, max_delay_ms=settings.kanon_max_delay_ms, rng=random.SystemRandom()
         )
         self._raw_topics = [topics.name("raw_device"), topics.name("raw_log")]
         self.health = HealthState()
@@ -244,7 +255,8 @@ class Worker:
                     # records polled above will be fetched again; processing them now
                     # as well would emit them twice.
                     messages = []
-                if self._newly_assigned:
+                restored = bool(self._newly_assigned)
+                if restored:
                     self._restore_assigned()
                 now_ms = int(time.time() * 1000)
                 if messages:
@@ -253,7 +265,10 @@ class Worker:
                     messages = [m for m in messages if (m.topic, m.partition) in owned]
                 if messages:
                     self._process(messages, now_ms)
-                self._release(now_ms)
+                if not restored or messages:
+                    # Records restored past their deadline (they waited out a restart) get
+                    # one polled batch of company before they leave, not an empty window.
+                    self._release(now_ms)
                 self._emit_erasures(now_ms)
                 txn = self._txn
                 if txn is not None and (
@@ -296,16 +311,18 @@ class Worker:
         batch = self._kanon.release(now_ms)
         if not batch.released and not batch.suppressed:
             return
+        log.info(
+            "k-anonymity window released",
+            extra={"released": len(batch.released), "suppressed": len(batch.suppressed)},
+        )
         txn = self._open_txn()
-        for entry in batch.released:
-            self._send(txn, self._router.anonymized(entry))
+        for released in batch.released:
+            entry = released.entry
+            self._send(txn, self._router.anonymized(released, now_ms))
             txn.forwarded[entry.schema] += 1
-            level = int(entry.record.get("generalization_level") or 0)
-            if level:
-                txn.generalized[str(level)] += 1
-            held = now_ms - entry.added_ms
-            if isinstance(entry.meta, (tuple, list)) and len(entry.meta) > 1:
-                txn.e2e_base.append((int(entry.meta[1]), held))
+            txn.generalized.update(released.generalized)
+            if entry.raw_timestamp_ms >= 0:
+                txn.e2e_base.append((entry.raw_timestamp_ms, now_ms - entry.added_ms))
             self._forget_pending(txn, entry)
         for entry in batch.suppressed:
             txn.dropped[SUPPRESSED_REASON] += 1
@@ -348,6 +365,7 @@ class Worker:
             key=record.key,
             headers=record.headers,
             partition=record.partition,
+            timestamp_ms=record.timestamp_ms,
         )
         txn.produced[self._router.role_of_topic[record.topic]] += 1
 

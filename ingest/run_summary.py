@@ -102,7 +102,10 @@ def summary_table(samples: Samples, published: int) -> str:
     rows += [
         ("dead-lettered", f"{total(samples, 'consentgate_dead_lettered_total'):,.0f}"),
         ("k-anon suppressed", f"{total(samples, 'consentgate_kanon_suppressed_total'):,.0f}"),
-        ("k-anon generalized", f"{total(samples, 'consentgate_kanon_generalized_total'):,.0f}"),
+        (
+            "k-anon fields generalized",
+            f"{total(samples, 'consentgate_kanon_generalized_total'):,.0f}",
+        ),
         ("still held (k-anon)", f"{total(samples, 'consentgate_kanon_pending'):,.0f}"),
         ("erasure requests", f"{total(samples, 'consentgate_erasure_requests_total'):,.0f}"),
     ]

@@ -46,9 +46,12 @@ AppState = Literal["FOREGROUND", "BACKGROUND"]
 NetworkStatus = Literal[
     "OFFLINE", "WIFI", "CELL_2G", "CELL_3G", "CELL_4G", "CELL_5G", "ETHERNET", "UNKNOWN"
 ]
+ReleasedNetworkStatus = Literal[
+    "OFFLINE", "WIFI", "CELL_2G", "CELL_3G", "CELL_4G", "CELL_5G", "ETHERNET", "UNKNOWN", "CELL"
+]
 LocationSource = Literal["GPS", "WIFI", "CELL", "UNKNOWN"]
 LogType = Literal["APP_OPEN", "PAGE_VIEW", "USAGE", "CRASH", "SYSTEM"]
-TimeGranularity = Literal["HOUR", "DAY"]
+TimeGranularity = Literal["HOUR", "SIX_HOURS", "DAY"]
 AccountStatus = Literal["ACTIVE", "CANCELLED"]
 
 
@@ -186,18 +189,16 @@ class _AnonymizedCommon(AvroModel):
     """The fields both anonymized outputs start with (same order as in their .avsc files)."""
 
     anon_id: Id
+    policy_version: Id
+    min_consent_policy_version: Annotated[AvroInt, Field(ge=1)] | None = None
     event_hour: EpochMs
     time_granularity: TimeGranularity
-    app_id: Id
+    app_id: Id | None = None
     app_version: str | None = None
     brand: str | None = None
     model: str | None = None
     os_name: str | None = None
     os_version: str | None = None
-    ip_prefix: str | None = None
-    time_zone: str | None = None
-    generalization_level: Count
-    policy_version: Id
 
 
 class AnonymizedDeviceEvent(_AnonymizedCommon):
@@ -205,19 +206,15 @@ class AnonymizedDeviceEvent(_AnonymizedCommon):
 
     schema_name: ClassVar[str] = "anonymized_device_event"
 
+    geohash: Geohash | None = None
+    network_status: ReleasedNetworkStatus | None = None
     app_state: AppState | None = None
-    screen_class: str | None = None
-    browser_type: str | None = None
-    plugin_count: Count | None = None
-    bluetooth_enabled: bool | None = None
-    network_status: NetworkStatus | None = None
     battery_bucket: str | None = None
     battery_charging: bool | None = None
-    signal_bucket: str | None = None
     storage_bucket: str | None = None
-    geohash: Geohash | None = None
-    location_source: LocationSource | None = None
-    installed_app_count: Count | None = None
+    screen_class: str | None = None
+    signal_bucket: str | None = None
+    installed_app_bucket: str | None = None
 
 
 class AnonymizedLogEvent(_AnonymizedCommon):
@@ -225,11 +222,11 @@ class AnonymizedLogEvent(_AnonymizedCommon):
 
     schema_name: ClassVar[str] = "anonymized_log_event"
 
-    log_type: LogType
+    log_type: LogType | None = None
     usage_bucket: str | None = None
     url_template: str | None = None
-    message: str | None = None
     system_event: str | None = None
+    message: str | None = None
 
 
 class DeadLetter(AvroModel):

@@ -1,4 +1,12 @@
-"""Workloads with a per-record marker, topic sets, live feeding and checks for the fault tests."""
+"""Workloads with per-day markers, topic sets, live feeding and checks for the fault tests.
+
+Analyst outputs cannot be traced to single records (SPEC 7): their whole content is
+shared by k persons. What an output always keeps is the day its record was collected
+(the record time is never withheld), so the fault workload spreads its events over
+MARKER_DAYS past days and gives them one value in every other released field. Counts of
+released records per (schema, day) are then the same in every run that loses and
+repeats nothing and suppresses nothing, however the window happened to group them.
+"""
 
 from __future__ import annotations
 
@@ -24,15 +32,35 @@ from tests.integration.worker_harness import WorkerProcess, metric_sum, read_top
 FAULT_PARTITIONS = 3
 CLOSER_USERS = 30
 CLOSER_EVENTS_PER_USER = 2
-# Every event gets the same quasi-identifiers, so each schema forms one k-anonymity group.
+DAY_MS = 86_400_000
+MARKER_DAYS = 4
+"""Main events are collected 1 to MARKER_DAYS days ago; closers today (day 0)."""
+# Every event gets the same released values but its time, so only the day tells them apart.
 SAME_QI = {
     "brand": "Xiaomi",
     "model": "Mi 11",
     "os_name": "Android",
     "os_version": "12.1.0",
     "time_zone": "Asia/Shanghai",
+    "app_version": "3.8.2",
+    "page_url": None,
+    "message": None,
+    "system_event": None,
+    "usage_duration_ms": None,
+    "log_type": "USAGE",
+    "network_status": "WIFI",
+    "app_state": "FOREGROUND",
+    "battery_level_pct": 60,
+    "battery_charging": False,
+    "signal_strength_dbm": -60,
+    "free_storage_mb": 20_000,
+    "screen_width_px": 1080,
+    "screen_height_px": 2400,
+    "installed_apps": None,
 }
 ANON_SCHEMAS = {"anon_device": "anonymized_device_event", "anon_log": "anonymized_log_event"}
+Marker = tuple[str, int]
+"""(analyst schema, days before the run) of a released record."""
 
 
 @dataclass(slots=True)
@@ -44,10 +72,20 @@ class Workload:
     closers: list[tuple[str, dict[str, Any]]]
     closer_consents: list[dict[str, Any]] = field(default_factory=list)
 
+    now_ms: int = 0
+
     @property
-    def markers(self) -> set[str]:
-        """Markers of the main events (closers excluded)."""
-        return {record["app_version"] for _t, record in self.events}
+    def markers(self) -> Counter[Marker]:
+        """Main events per (analyst schema, days ago): what an ideal run would release."""
+        return Counter(
+            (f"anonymized_{event_type}", days_ago(self.now_ms, record["event_time"]))
+            for event_type, record in self.events
+        )
+
+
+def days_ago(now_ms: int, time_ms: int) -> int:
+    """Whole UTC days between the day of `time_ms` and the day of `now_ms`."""
+    return now_ms // DAY_MS - time_ms // DAY_MS
 
 
 def _full_consent(user_id: str, at_ms: int) -> dict[str, Any]:
@@ -72,8 +110,9 @@ def _full_consent(user_id: str, at_ms: int) -> dict[str, Any]:
     }
 
 
-def _flatten(record: dict[str, Any], marker: str, event_time: int) -> dict[str, Any]:
-    out = {**record, **SAME_QI, "app_version": marker, "event_time": event_time}
+def _flatten(record: dict[str, Any], event_time: int) -> dict[str, Any]:
+    out = {key: value for key, value in {**record, **SAME_QI}.items() if key in record}
+    out["event_time"] = event_time
     if "latitude" in out:
         out["latitude"] = None
         out["longitude"] = None
@@ -84,23 +123,25 @@ def _flatten(record: dict[str, Any], marker: str, event_time: int) -> dict[str, 
 
 
 def build_workload(seed: int, users: int, count: int, now_ms: int) -> Workload:
-    """A simulated fleet's consent and events, every event marked and sharing one QI tuple."""
+    """A simulated fleet's consent and events, marked by day, sharing every other value."""
     fleet = Fleet(seed=seed, users=users, start_ms=now_ms - 5 * 60_000)
-    event_time = now_ms - 1_000
     consents: list[dict[str, Any]] = []
     events: list[tuple[str, dict[str, Any]]] = []
     for item in Simulation(fleet).items(count=count, rate_per_s=count / 290):
         if item.event_type == "consent_record":
             consents.append(item.record)
         else:
-            marker = f"m{len(events):05d}"
-            events.append((item.event_type, _flatten(item.record, marker, event_time)))
+            back = 1 + len(events) % MARKER_DAYS
+            # Inside its marker day whatever the time of day now: no sparse extra day.
+            when = now_ms - now_ms % DAY_MS - back * DAY_MS + (len(events) % 97) * 60_000
+            events.append((item.event_type, _flatten(item.record, when)))
     template = {t: r for t, r in events}
     closer_consents: list[dict[str, Any]] = []
     closers: list[tuple[str, dict[str, Any]]] = []
     for n in range(CLOSER_USERS):
         user_id = f"77{n:08d}"
         closer_consents.append(_full_consent(user_id, now_ms - 10 * 60_000))
+        event_time = now_ms - 1_000
         for i in range(CLOSER_EVENTS_PER_USER):
             for event_type in ("device_event", "log_event"):
                 record = {
@@ -108,8 +149,8 @@ def build_workload(seed: int, users: int, count: int, now_ms: int) -> Workload:
                     "user_id": user_id,
                     "event_id": str(uuid.UUID(int=(n << 16) + (i << 1) + len(closers))),
                 }
-                closers.append((event_type, _flatten(record, f"c{len(closers):05d}", event_time)))
-    return Workload(consents, events, closers, closer_consents)
+                closers.append((event_type, _flatten(record, event_time)))
+    return Workload(consents, events, closers, closer_consents, now_ms)
 
 
 def create_topic_set(transport: Transport) -> TopicSet:
@@ -201,14 +242,16 @@ class Feeder(threading.Thread):
             raise self.error
 
 
-def output_markers(transport: Transport, topics: TopicSet) -> Counter[str]:
-    """Marker (app_version) of every committed anonymized record, counted."""
+def output_markers(transport: Transport, topics: TopicSet, now_ms: int) -> Counter[Marker]:
+    """Committed anonymized records per (schema, days before `now_ms`), counted."""
     codec = Codec(default_registry())
-    found: Counter[str] = Counter()
+    found: Counter[Marker] = Counter()
     for role, schema in ANON_SCHEMAS.items():
         for msg in read_topic(transport, topics.name(role)):  # type: ignore[arg-type]
             assert msg.value is not None
-            found[codec.decode_as(msg.value, schema)["app_version"]] += 1
+            record = codec.decode_as(msg.value, schema)
+            assert msg.timestamp_ms == record["event_hour"], "timestamp = released time"
+            found[(schema, days_ago(now_ms, record["event_hour"]))] += 1
     return found
 
 

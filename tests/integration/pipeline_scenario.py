@@ -3,8 +3,10 @@
 The oracle replays each user's own list of consent steps; it shares no decision code with
 the pipeline. `consumers.consent_table.apply_change` is used only to build the full consent
 records that are published (the writer's side), never to compute an expectation.
-Each event carries a unique `app_version` tag so that anonymized outputs, which hold no
-user id, can be matched back to the event they came from.
+Passing events pair up across two persons (`pair_versions`): both events of a pair carry
+the pair's own `app_version` and agree in every other released value, so each pair leaves
+the k = 2 window as one group that names it, and the released records can be matched to
+the oracle's passes pair by pair although no single output names its person (SPEC 7).
 """
 
 from __future__ import annotations
@@ -255,19 +257,17 @@ def _luhn(body: str) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def build_event(
-    user: UserScript, planned: PlannedEvent, model: str = "Redmi Note 12"
-) -> dict[str, Any]:
-    """The Avro-ready dict of one planned event: QI fields agree but for `model`."""
+def build_event(user: UserScript, planned: PlannedEvent, version: str = "1.0.0") -> dict[str, Any]:
+    """The Avro-ready dict of one planned event: every released value agrees but the version."""
     event: dict[str, Any] = dict.fromkeys(field_tags(planned.schema))
     event.update(
         event_id=str(uuid.uuid4()),
         user_id=user.user_id,
         event_time=planned.at_ms,
         app_id="com.example.oracle",
-        app_version=planned.tag,
+        app_version=version,
         brand="Xiaomi",
-        model=model,
+        model="Redmi Note 12",
         os_name="Android",
         os_version="13.0.1",
         ip_address="198.51.100.23",
@@ -310,22 +310,28 @@ def removed_fields(event: dict[str, Any], verdict: Expected) -> Counter[str]:
     return out
 
 
-def pair_models(users: list[UserScript], verdicts: list[Expected]) -> dict[str, str]:
-    """A device model per passing event, shared by exactly two events of two persons.
+def released_shape(planned: PlannedEvent, verdict: Expected) -> tuple[str, bool, bool]:
+    """What a passing event's output must show besides its version: schema, location, apps."""
+    located = planned.location and LOC in verdict.categories
+    apps = planned.apps and APPS in verdict.categories
+    return (verdict.schema, located, apps)
 
-    With k = 2, a group of exactly two records from two persons leaves the moment both are
-    held, whatever batches the worker's polls cut the topic into; a larger group could be
-    released by its first k persons and leave a late record alone to be suppressed. Events
-    pair within one (wave, schema, located) class, so every other QI field agrees. Raises
-    AssertionError if the scenario cannot be paired that way.
+
+def pair_versions(users: list[UserScript], verdicts: list[Expected]) -> dict[str, str]:
+    """An app version per passing event, shared by exactly two events of two persons.
+
+    With k = 2, the two records of a pair form a group of their own, released under the
+    pair's version with every other value at full precision. Events pair within one
+    (wave, schema, located, apps kept) class, so every other released value agrees.
+    Raises AssertionError if the scenario cannot be paired that way.
     """
     by_tag = {e.tag: (u, e) for u in users for e in u.events}
     classes: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
     for v in verdicts:
         if v.reason is None:
             user, planned = by_tag[v.tag]
-            located = planned.location and LOC in v.categories
-            classes.setdefault((v.wave, v.schema, located), []).append((user.user_id, v.tag))
+            key = (v.wave, *released_shape(planned, v))
+            classes.setdefault(key, []).append((user.user_id, v.tag))
     models: dict[str, str] = {}
     for key, members in classes.items():
         counts = Counter(person for person, _tag in members)
@@ -335,7 +341,7 @@ def pair_models(users: list[UserScript], verdicts: list[Expected]) -> dict[str, 
         for i in range(half):
             (p1, t1), (p2, t2) = members[i], members[i + half]
             assert p1 != p2, f"class {key}: one person holds over half of its events"
-            models[t1] = models[t2] = f"Oracle {len(models) // 2:03d}"
+            models[t1] = models[t2] = f"7.{len(models) // 2}.0"
     return models
 
 
@@ -495,6 +501,12 @@ def build_scenario(t0: int, run: str) -> list[UserScript]:
         [*base, loc, Step("grant_cat", long_ago, name=APPS)],
         [dev(at(60), "LA")],
     )
+    # Pairs with apps_granted: a released group shows the app count only if both keep it.
+    user(
+        "apps_granted_b",
+        [*base, loc, Step("grant_cat", long_ago, name=APPS)],
+        [dev(at(90), "LA")],
+    )
     # Wave 2: changes published after wave 1 was processed, then events collected before them.
     user(
         "w2_withdrawn",
@@ -527,8 +539,9 @@ def build_scenario(t0: int, run: str) -> list[UserScript]:
             base,
             [dev(at(300)), log(at(300)), dev(at(450), "", 2), log(at(450), 2)],
         )
-    # Evens out the classes of passing events so that `pair_models` can pair them all.
+    # Evens out the classes of passing events so that `pair_versions` can pair them all.
     user("pairing_filler", base, [log(at(300)), dev(at(450), "", 2), log(at(450), 2)])
+    user("pairing_filler_located", [*base, loc], [dev(at(300), "L")])
     return users
 
 

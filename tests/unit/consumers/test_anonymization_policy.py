@@ -42,7 +42,7 @@ def problems_of(data: dict[str, Any]) -> tuple[str, ...]:
 
 def test_shipped_policy_loads_with_its_version_and_default_geohash_precision() -> None:
     policy = load_policy()
-    assert policy.version == "2026-11-1"
+    assert policy.version == "2026-11-30"
     latitude = policy.schemas["device_event"].fields["latitude"]
     assert isinstance(latitude, GeohashRule)
     assert latitude.precision == 5
@@ -128,7 +128,15 @@ def test_field_covered_twice_is_named() -> None:
     [
         ("imei", {"action": "keep", "output": "model"}),
         ("user_id", {"action": "scrub", "output": "brand"}),
-        ("mac_address", {"action": "count", "output": "plugin_count", "top": 3}),
+        (
+            "mac_address",
+            {
+                "action": "count_bucket",
+                "output": "screen_class",
+                "edges": [1],
+                "labels": ["a", "b"],
+            },
+        ),
     ],
 )
 def test_identifier_given_anything_but_drop_is_refused(field: str, rule: dict[str, Any]) -> None:
@@ -138,14 +146,15 @@ def test_identifier_given_anything_but_drop_is_refused(field: str, rule: dict[st
     assert any(f"device_event.{field}: identifier field must be dropped" in p for p in problems)
 
 
-def test_ip_prefix_generalization_is_allowed_for_the_ip_address() -> None:
+def test_ip_prefix_needs_an_output_field_the_released_schema_lacks() -> None:
     data = default_data()
     device_fields(data)["ip_address"] = {
         "action": "generalize",
         "kind": "ip_prefix",
         "output": "ip_prefix",
     }
-    assert parse_policy(data).version == "2026-11-1"
+    problems = problems_of(data)
+    assert any("'ip_prefix' is not a field of anonymized_device_event" in p for p in problems)
 
 
 def test_ip_prefix_finer_than_24_bits_is_refused() -> None:
@@ -185,10 +194,15 @@ def test_two_rules_writing_one_output_are_refused() -> None:
 
 def test_output_of_the_wrong_type_is_refused() -> None:
     data = default_data()
-    device_fields(data)["plugins"] = {"action": "count", "output": "browser_type", "top": 5}
-    device_fields(data)["browser_type"] = {"action": "drop"}
+    device_fields(data)["battery_charging"] = {"action": "drop"}
+    device_fields(data)["plugins"] = {
+        "action": "count_bucket",
+        "output": "battery_charging",
+        "edges": [1],
+        "labels": ["none", "some"],
+    }
     problems = problems_of(data)
-    assert any("plugins: output type cannot hold the result of 'count'" in p for p in problems)
+    assert any("output type cannot hold the result of 'count_bucket'" in p for p in problems)
 
 
 def test_rule_targeting_a_field_the_anonymizer_sets_is_refused() -> None:
@@ -200,9 +214,9 @@ def test_rule_targeting_a_field_the_anonymizer_sets_is_refused() -> None:
 
 def test_required_output_without_a_rule_is_named() -> None:
     data = default_data()
-    log_fields(data)["log_type"] = {"action": "drop"}
+    log_fields(data)["event_time"] = {"action": "drop"}
     problems = problems_of(data)
-    assert any("required output field 'log_type' has no rule" in p for p in problems)
+    assert any("required output field 'event_hour' has no rule" in p for p in problems)
 
 
 def test_bucket_labels_must_match_edges() -> None:
@@ -221,7 +235,11 @@ def test_bucket_edges_must_increase() -> None:
 
 def test_unknown_schema_is_named() -> None:
     data = default_data()
-    data["schemas"]["purchase_event"] = {"output": "anonymized_device_event", "fields": {}}
+    data["schemas"]["purchase_event"] = {
+        "output": "anonymized_device_event",
+        "fields": {},
+        "release": data["schemas"]["device_event"]["release"],
+    }
     problems = problems_of(data)
     assert any("no input schema purchase_event.v1" in p for p in problems)
 
@@ -258,3 +276,121 @@ def test_file_that_is_not_toml_gives_a_policy_error(tmp_path: Path) -> None:
 def test_missing_file_gives_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "absent.toml")
+
+
+# ---------------------------------------------------------------- release ladders
+
+
+def device_ladders(data: dict[str, Any]) -> dict[str, Any]:
+    ladders: dict[str, Any] = data["schemas"]["device_event"]["release"]["ladders"]
+    return ladders
+
+
+def test_every_released_field_of_the_shipped_policy_has_a_ladder_ending_in_withheld() -> None:
+    policy = load_policy()
+    for name, spec in policy.schemas.items():
+        ladders = spec.release.ladders
+        assert spec.release.order[0] == "event_hour", name
+        for field, rungs in ladders.items():
+            if field != "event_hour":
+                assert rungs[-1] == "withheld", f"{name}.{field}"
+
+
+def test_a_kept_field_without_a_ladder_is_refused() -> None:
+    data = default_data()
+    del device_ladders(data)["brand"]
+    data["schemas"]["device_event"]["release"]["order"].remove("brand")
+    problems = problems_of(data)
+    assert any("output field 'brand' has no ladder" in p for p in problems)
+
+
+def test_a_ladder_that_does_not_end_in_withheld_is_refused() -> None:
+    data = default_data()
+    device_ladders(data)["geohash"] = [{"prefix": 4}, {"prefix": 2}]
+    problems = problems_of(data)
+    assert any("ladders.geohash: the last rung must be 'withheld'" in p for p in problems)
+
+
+def test_a_prefix_rung_must_be_coarser_than_the_one_below() -> None:
+    data = default_data()
+    device_ladders(data)["geohash"] = [{"prefix": 3}, {"prefix": 4}, "withheld"]
+    problems = problems_of(data)
+    assert any("prefix 4 is not coarser than 3" in p for p in problems)
+
+
+def test_a_prefix_rung_must_be_coarser_than_the_geohash_precision() -> None:
+    data = default_data()
+    device_ladders(data)["geohash"] = [{"prefix": 5}, "withheld"]
+    problems = problems_of(data)
+    assert any("prefix 5 is not coarser than 5" in p for p in problems)
+
+
+def test_an_unknown_rung_is_named() -> None:
+    data = default_data()
+    device_ladders(data)["brand"] = ["soundex", "withheld"]
+    problems = problems_of(data)
+    assert any("ladders.brand[0]: unknown rung 'soundex'" in p for p in problems)
+
+
+def test_a_string_rung_on_a_boolean_field_is_refused() -> None:
+    data = default_data()
+    device_ladders(data)["battery_charging"] = ["major", "withheld"]
+    problems = problems_of(data)
+    assert any("battery_charging[0]: 'major' needs a string field" in p for p in problems)
+
+
+def test_a_map_must_list_every_bucket_label() -> None:
+    data = default_data()
+    device_ladders(data)["battery_bucket"] = [{"map": {"20-49": "low"}}, "withheld"]
+    problems = problems_of(data)
+    assert any("battery_bucket[0]: map does not list 0-19, 50-79, 80-100" in p for p in problems)
+
+
+def test_a_map_into_an_enum_must_use_its_symbols() -> None:
+    data = default_data()
+    ladder = device_ladders(data)["network_status"]
+    ladder[0]["map"]["CELL_5G"] = "FAST"
+    problems = problems_of(data)
+    assert any("network_status[0]: FAST not symbols of the output enum" in p for p in problems)
+
+
+def test_the_record_time_is_never_withheld_and_only_gets_coarser() -> None:
+    data = default_data()
+    device_ladders(data)["event_hour"] = ["6h", "withheld"]
+    problems = problems_of(data)
+    assert any("event_hour: the record time climbs only 6h and day rungs" in p for p in problems)
+    data = default_data()
+    device_ladders(data)["event_hour"] = ["day", "6h"]
+    problems = problems_of(data)
+    assert any("event_hour: time rungs must get coarser" in p for p in problems)
+
+
+def test_time_rungs_are_for_the_record_time_only() -> None:
+    data = default_data()
+    device_ladders(data)["app_version"] = ["day", "withheld"]
+    problems = problems_of(data)
+    assert any("app_version[0]: time rungs are for the record time only" in p for p in problems)
+
+
+def test_the_order_must_list_every_laddered_field_and_start_with_the_time() -> None:
+    data = default_data()
+    order = data["schemas"]["device_event"]["release"]["order"]
+    order.remove("model")
+    order.insert(0, order.pop(order.index("geohash")))
+    problems = problems_of(data)
+    assert any("laddered fields not listed: model" in p for p in problems)
+    assert any("must start with the record time 'event_hour'" in p for p in problems)
+
+
+def test_a_ladder_for_a_field_no_rule_writes_is_named() -> None:
+    data = default_data()
+    device_fields(data)["installed_apps"] = {"action": "drop"}
+    problems = problems_of(data)
+    assert any("'installed_app_bucket' has a ladder but no rule writes it" in p for p in problems)
+
+
+def test_a_ladder_for_a_field_the_pipeline_sets_is_refused() -> None:
+    data = default_data()
+    device_ladders(data)["policy_version"] = ["withheld"]
+    problems = problems_of(data)
+    assert any("ladders.policy_version: set by the pipeline" in p for p in problems)

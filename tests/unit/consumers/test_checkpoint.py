@@ -11,9 +11,9 @@ def _entry(partition: int, offset: int) -> PendingEntry:
         pending_id=f"raw:{partition}:{offset}",
         schema="device_event",
         person="p",
-        record={"brand": "Huawei", "generalization_level": 0},
-        partition=("raw", partition),
-        meta=("v=1;policy=3", 1000 + offset),
+        record={"event_hour": 1_767_225_600_000, "brand": "Huawei"},
+        source=("raw", partition),
+        raw_timestamp_ms=1000 + offset,
         added_ms=5,
     )
 
