@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS ?= dev,librdkafka
 
-.PHONY: install lint typecheck test unit integration demo bench clean broker-start broker-stop promtool
+.PHONY: install lint typecheck test unit integration demo bench privacy-report clean broker-start broker-stop promtool
 
 install: $(STAMP)
 
@@ -45,6 +45,15 @@ demo: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# What analysts get and at what risk (PRIVACY.md): live runs with 1 and 2 workers on a
+# private broker (about 8 minutes), then in-process runs over k and the hold bound, and
+# over the time of day (about 8 minutes).
+privacy-report: install
+	$(BIN)/python -m benchmarks.privacy_report --workers 1 2
+	$(BIN)/python -m benchmarks.privacy_report --sweep --out benchmarks/results/privacy-sweep.json
+	$(BIN)/python -m benchmarks.privacy_report --day-hours 0 4 12 16 \
+	  --out benchmarks/results/privacy-day.json
 
 broker-start: install
 	$(BIN)/consentgate broker start

@@ -1,11 +1,13 @@
 """The k-anonymity window: records wait at most δ, then leave in groups of k persons (SPEC 7).
 
-Records are held per schema. When a schema's oldest held record reaches its
-deadline (`added_ms + max_delay_ms <= now`), every record held for that schema is
-grouped at once (`consumers.grouping`): each group has at least k distinct persons
-and is released with one content, generalized field by field only as far as its own
-members need; records no group can take are suppressed. So no record waits longer
-than δ, and the grouping work is done once per window, not per record.
+Records are held per schema. When a schema's oldest held record comes within
+`margin_ms` of its deadline (`added_ms + max_delay_ms - margin_ms <= now`), every
+record held for that schema is grouped at once (`consumers.grouping`): each group has
+at least k distinct persons and is released with one content, generalized field by
+field only as far as its own members need; records no group can take are suppressed.
+The margin (a sixtieth of δ by default, 1 s of 60 s) leaves room for the loop turn
+that releases the window, so no record waits longer than δ unless the worker itself
+stalls longer than that; the grouping work is done once per window, not per record.
 
 The content is the whole visible record: every field but the fresh `anon_id`, and
 the Kafka timestamp, which is the start of the released time bucket (never the
@@ -94,6 +96,7 @@ class KAnonymityWindow:
         k: int = 10,
         max_delay_ms: int = 60_000,
         rng: random.Random | None = None,
+        margin_ms: int | None = None,
     ) -> None:
         if k < 1:
             raise KAnonymityError(f"k must be >= 1, got {k}")
@@ -101,6 +104,7 @@ class KAnonymityWindow:
             raise KAnonymityError(f"max_delay_ms must be >= 0, got {max_delay_ms}")
         self.k = k
         self.max_delay_ms = max_delay_ms
+        self.margin_ms = max_delay_ms // 60 if margin_ms is None else margin_ms
         self.plans = dict(plans)
         self._rng: random.Random = rng if rng is not None else random.SystemRandom()
         self._pools: dict[str, _Pool] = {schema: _Pool() for schema in self.plans}
@@ -141,11 +145,12 @@ class KAnonymityWindow:
     # ---- output --------------------------------------------------------------------------
 
     def release(self, now_ms: int) -> ReleaseBatch:
-        """Group and let out every schema's pool whose oldest record reached its deadline."""
+        """Group and let out every schema's pool whose oldest record is about due."""
         batch = ReleaseBatch()
+        due = self.max_delay_ms - self.margin_ms
         for schema, pool in self._pools.items():
             oldest = self._oldest(pool)
-            if oldest is not None and oldest + self.max_delay_ms <= now_ms:
+            if oldest is not None and oldest + due <= now_ms:
                 self._release_pool(self.plans[schema], pool, batch)
         self._rng.shuffle(batch.released)
         batch.hold_times = [now_ms - r.entry.added_ms for r in batch.released]

@@ -51,8 +51,12 @@ def entry(pid: str, person: str, record: dict[str, Any], partition: int = 0) -> 
     return PendingEntry(pid, schema, person, record, source=("raw", partition), raw_timestamp_ms=1)
 
 
-def window(k: int = 10, delay: int = 60_000, seed: int = 0) -> KAnonymityWindow:
-    return KAnonymityWindow(PLANS, k=k, max_delay_ms=delay, rng=random.Random(seed))
+def window(
+    k: int = 10, delay: int = 60_000, seed: int = 0, margin: int | None = None
+) -> KAnonymityWindow:
+    return KAnonymityWindow(
+        PLANS, k=k, max_delay_ms=delay, rng=random.Random(seed), margin_ms=margin
+    )
 
 
 def visible_classes(batch: ReleaseBatch) -> dict[tuple[Any, ...], set[str]]:
@@ -69,15 +73,16 @@ def assert_k_anonymous(batch: ReleaseBatch, k: int) -> None:
     assert not small, f"visible contents shared by fewer than {k} persons: {small}"
 
 
-def test_nothing_leaves_before_the_oldest_record_reaches_its_deadline() -> None:
+def test_nothing_leaves_before_the_oldest_record_is_within_the_margin_of_its_deadline() -> None:
     w = window()
+    assert w.margin_ms == 1_000, "a sixtieth of δ by default"
     for i in range(12):
         w.add(entry(str(i), f"p{i}", device()), now_ms=i * 1000)
-    assert not w.release(now_ms=59_999).released
-    batch = w.release(now_ms=60_000)
+    assert not w.release(now_ms=58_999).released
+    batch = w.release(now_ms=59_000)
     assert len(batch.released) == 12, "the whole pool leaves, the young records too"
     assert_k_anonymous(batch, 10)
-    assert sorted(batch.hold_times) == sorted(60_000 - i * 1000 for i in range(12))
+    assert sorted(batch.hold_times) == sorted(59_000 - i * 1000 for i in range(12))
     assert w.pending_count == 0
 
 
@@ -145,8 +150,8 @@ def test_restore_keeps_arrival_times_and_the_deadline_they_imply() -> None:
         e.added_ms = 5_000
     w.restore(restored)
     assert w.oldest_pending_ms() == 5_000
-    assert not w.release(now_ms=64_999).released
-    assert len(w.release(now_ms=65_000).released) == 10
+    assert not w.release(now_ms=63_999).released
+    assert len(w.release(now_ms=64_000).released) == 10
 
 
 def test_a_restored_older_record_after_newer_ones_still_meets_its_deadline() -> None:
@@ -156,7 +161,7 @@ def test_a_restored_older_record_after_newer_ones_still_meets_its_deadline() -> 
     old.added_ms = 1_000
     w.restore([old])
     assert w.oldest_pending_ms() == 1_000
-    batch = w.release(now_ms=61_000)
+    batch = w.release(now_ms=60_000)
     assert len(batch.released) + len(batch.suppressed) == 2
 
 
