@@ -24,11 +24,19 @@ class HealthState:
     residency_ok: bool = False
     assigned: bool = False
     stopping: bool = False
+    consent_writer_ok: bool = True
     last_loop: float = field(default_factory=time.monotonic)
 
     def ready(self) -> bool:
-        """Consent table loaded, sink passed residency, consumer assigned, not stopping."""
-        return self.consent_loaded and self.residency_ok and self.assigned and not self.stopping
+        """Consent table loaded, sink passed residency, consumer assigned, consent writer
+        running, not stopping."""
+        return (
+            self.consent_loaded
+            and self.residency_ok
+            and self.assigned
+            and self.consent_writer_ok
+            and not self.stopping
+        )
 
     def alive(self) -> bool:
         """The loop went round recently."""
@@ -41,6 +49,7 @@ class HealthState:
             "consent_loaded": self.consent_loaded,
             "residency_ok": self.residency_ok,
             "assigned": self.assigned,
+            "consent_writer_ok": self.consent_writer_ok,
             "stopping": self.stopping,
         }
 

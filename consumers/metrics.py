@@ -94,6 +94,12 @@ CONSENT_USERS = Gauge("consentgate_consent_table_users", "Users in the consent t
 CONSENT_LAG = Gauge(
     "consentgate_consent_lag_records", "Consent records behind the consent topic's end."
 )
+CONSENT_CHANGES = Counter(
+    "consentgate_consent_changes_total",
+    "Consent changes the consent writer read, by outcome (applied, duplicate, invalid, "
+    "after_deletion).",
+    ["outcome"],
+)
 CONSENT_APPLIED = Counter(
     "consentgate_consent_records_applied_total", "Consent records read into the table."
 )

@@ -42,6 +42,7 @@ class PipelineSettings(BaseSettings):
     metrics_port: int | None = Field(9400, ge=0, le=65535)
     anonymization_policy: Path | None = None
     kanon_person_key: SecretStr | None = None
+    consent_writer: bool = True
     demo_mode: bool = False
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from consumers.anonymize import Anonymizer
 from consumers.checkpoint import CheckpointBook, CheckpointError, decode_chunk, source_of
 from consumers.consent import ConsentRules
 from consumers.consent_feed import ConsentFeed
+from consumers.consent_writer import ConsentWriter
 from consumers.erasure import ErasureLedger
 from consumers.health import HealthServer, HealthState
 from consumers.kanon import DuplicatePendingError, KAnonymityWindow, PendingEntry
@@ -99,6 +100,8 @@ class Worker:
         self.health = HealthState()
         self.stop_event = threading.Event()
         self._feed: ConsentFeed | None = None
+        self._writer: ConsentWriter | None = None
+        self._writer_thread: threading.Thread | None = None
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._txn: Txn | None = None
@@ -139,6 +142,8 @@ class Worker:
             log.info(
                 "consent table loaded", extra={"records": loaded, "users": len(self._feed.table)}
             )
+            if s.consent_writer:
+                self._start_consent_writer()
             self._producer = self._sink.producer(
                 ProducerOptions(
                     transactional_id=(
@@ -168,6 +173,21 @@ class Worker:
             self.health.stopping = True
             m.READY.set(0)
             self._shutdown()
+
+    def _start_consent_writer(self) -> None:
+        """Fold published consent changes in a thread of this process (consumers.consent_writer)."""
+        s = self.settings
+        self._writer = ConsentWriter(
+            self._source,
+            self.topics,
+            self._codec,
+            group_id=f"{s.group_id}-consent-writer",
+            transactional_id=f"{s.transactional_id(self.topics.prefix)}-consent",
+        )
+        self._writer_thread = threading.Thread(
+            target=self._writer.run, args=(self.stop_event,), name="consent-writer", daemon=True
+        )
+        self._writer_thread.start()
 
     def _distinct_sink(self) -> bool:
         """True when outputs go to another cluster than the one consumed from."""
@@ -225,6 +245,9 @@ class Worker:
                 self._commit()
         except Exception:  # leaving anyway: the transaction aborts on the broker side
             log.warning("final commit failed; the open transaction will be aborted", exc_info=True)
+        if self._writer_thread is not None:
+            self.stop_event.set()
+            self._writer_thread.join(15)
         for closer in (self._consumer, self._feed):
             if closer is not None:
                 try:
@@ -537,6 +560,9 @@ class Worker:
 
     def _update_ready(self) -> None:
         self.health.assigned = bool(self._assigned)
+        writer = self._writer
+        if writer is not None and writer.failed is not None:
+            self.health.consent_writer_ok = False
         m.READY.set(1 if self.health.ready() else 0)
 
     def _update_lag(self) -> None:

@@ -20,6 +20,7 @@ Role = Literal[
     "raw_device",
     "raw_log",
     "consent",
+    "consent_changes",
     "anon_device",
     "anon_log",
     "dead_letter",

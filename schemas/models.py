@@ -147,6 +147,69 @@ class PolicyAcceptance(AvroModel):
     accepted_at: EpochMs
 
 
+ConsentChangeKind = Literal[
+    "GRANT_PURPOSE",
+    "WITHDRAW_PURPOSE",
+    "GRANT_CATEGORY",
+    "WITHDRAW_CATEGORY",
+    "ACCEPT_POLICY",
+    "SET_BIRTH",
+    "GRANT_GUARDIAN",
+    "WITHDRAW_GUARDIAN",
+    "CANCEL",
+]
+_NEEDS_NAME = {"GRANT_PURPOSE", "WITHDRAW_PURPOSE", "GRANT_CATEGORY", "WITHDRAW_CATEGORY"}
+
+
+def _check_birth_year(birth_date: date | None, birth_year: int | None) -> None:
+    if birth_date is not None and birth_year is not None and birth_date.year != birth_year:
+        raise ValueError("birth_year disagrees with birth_date")
+
+
+class _ChangeFields(AvroModel):
+    """What a consent change says (shared by the published change and its applied form)."""
+
+    change_id: Id
+    kind: ConsentChangeKind
+    name: str | None = None
+    policy_version: Annotated[AvroInt, Field(ge=1)] | None = None
+    birth_date: date | None = None
+    birth_year: Annotated[AvroInt, Field(ge=1900, le=2200)] | None = None
+    declared_minor: bool | None = None
+    made_at: EpochMs
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> Self:
+        vocabulary = consent_vocabulary()
+        if self.kind in _NEEDS_NAME:
+            names = vocabulary.purposes if "PURPOSE" in self.kind else vocabulary.categories
+            if self.name not in names:
+                raise ValueError(f"{self.kind} needs a name among {sorted(names)}")
+        elif self.name is not None:
+            raise ValueError(f"{self.kind} takes no name")
+        if (self.kind == "ACCEPT_POLICY") != (self.policy_version is not None):
+            raise ValueError("policy_version goes with ACCEPT_POLICY, and only with it")
+        birth = (self.birth_date, self.birth_year, self.declared_minor)
+        if self.kind != "SET_BIRTH" and any(v is not None for v in birth):
+            raise ValueError("birth data goes with SET_BIRTH only")
+        _check_birth_year(self.birth_date, self.birth_year)
+        return self
+
+
+class ConsentChange(_ChangeFields):
+    """One change a user made to their consent, published by a backend service (SPEC 5)."""
+
+    schema_name: ClassVar[str] = "consent_change"
+
+    user_id: Id
+
+
+class AppliedConsentChange(_ChangeFields):
+    """A change folded into a consent record, with its arrival order at the writer."""
+
+    seq: AvroLong
+
+
 class ConsentRecord(AvroModel):
     """A user's full latest consent state; purpose and category names come from the vocabulary."""
 
@@ -164,6 +227,9 @@ class ConsentRecord(AvroModel):
     birth_year: Annotated[AvroInt, Field(ge=1900, le=2200)] | None = None
     declared_minor: bool | None = None
     guardian_consent: ConsentGrant | None = None
+    changes: list[AppliedConsentChange] = Field(default_factory=list)
+    compacted_before: EpochMs | None = None
+    compacted_ids: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
@@ -176,12 +242,7 @@ class ConsentRecord(AvroModel):
             raise ValueError(f"unknown categories {unknown_categories}")
         if self.account_status == "CANCELLED" and self.cancelled_at is None:
             raise ValueError("a CANCELLED account needs cancelled_at")
-        if (
-            self.birth_date is not None
-            and self.birth_year is not None
-            and self.birth_date.year != self.birth_year
-        ):
-            raise ValueError("birth_year disagrees with birth_date")
+        _check_birth_year(self.birth_date, self.birth_year)
         return self
 
 
@@ -263,6 +324,7 @@ MODELS: dict[str, type[AvroModel]] = {
         DeviceEvent,
         LogEvent,
         ConsentRecord,
+        ConsentChange,
         AnonymizedDeviceEvent,
         AnonymizedLogEvent,
         DeadLetter,

@@ -1,4 +1,10 @@
-"""`consentgate consent grant|withdraw|cancel|show`: a user's consent on the consent topic."""
+"""`consentgate consent grant|withdraw|cancel|show`: record a user's consent changes, or show them.
+
+grant, withdraw and cancel publish one change per flag to the consent-changes topic
+(with the time the user made it and an idempotency key), then wait until the
+pipeline's consent writer has folded them into the user's record; show prints the
+record from the compacted consent topic.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import time
 from datetime import date
 from typing import Any
 
-from consumers.consent_table import (
+from consumers.consent_changes import (
     AcceptPolicy,
     Cancel,
     ConsentChange,
@@ -20,7 +26,6 @@ from consumers.consent_table import (
     WithdrawCategory,
     WithdrawGuardian,
     WithdrawPurpose,
-    apply_change,
 )
 from ingest.commands.connection import (
     add_connection_args,
@@ -28,9 +33,9 @@ from ingest.commands.connection import (
     topics_from_args,
     transport_from_args,
 )
+from ingest.consent_client import ConsentClient
 from ingest.consent_store import read_consent
-from ingest.errors import UsageError
-from ingest.publisher import Publisher
+from ingest.errors import TransportError, UsageError
 from schemas.errors import ConsentgateError
 from schemas.fields import consent_vocabulary
 
@@ -91,6 +96,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                 type=instant_ms,
                 help="when the user made the change (ISO 8601; default now)",
             )
+            p.add_argument(
+                "--change-id",
+                help="idempotency key: sending the same change with it again applies it once "
+                "(default: a fresh one; with several flags, -1, -2... are appended)",
+            )
+            p.add_argument(
+                "--no-wait",
+                action="store_true",
+                help="return once Kafka took the change, without waiting for it to apply",
+            )
+            p.add_argument(
+                "--timeout",
+                type=float,
+                default=30.0,
+                help="seconds to wait for the change to apply (30)",
+            )
 
 
 def _changes(args: argparse.Namespace) -> list[ConsentChange]:
@@ -122,30 +143,53 @@ def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fold the change into the user's latest record and publish the new full record."""
+    """Show a record, or publish the changes and wait until the consent writer applied them."""
     transport = transport_from_args(args)
     topics = topics_from_args(args)
-    found, record = read_consent(transport, topics, args.user_id)
     if args.action == "show":
+        found, record = read_consent(transport, topics, args.user_id)
         if not found:
             print(f"no consent record for this user on {topics.name('consent')}", file=sys.stderr)
             return 1
-        print(json.dumps(_jsonable(record) if record else {"deleted": True}, sort_keys=True))
+        print(
+            json.dumps(
+                _jsonable(record) if record else {"deleted": True}, sort_keys=True, default=str
+            )
+        )
         return 0
-    if found and record is None:
-        raise UsageError("this account's consent record was deleted (cancelled)")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
     at = args.at if args.at is not None else int(time.time() * 1000)
-    try:
-        for change in _changes(args):
-            record = apply_change(record, change, at, user_id=args.user_id)
-    except ConsentgateError as exc:
-        raise UsageError(str(exc)) from None
-    assert record is not None
-    with Publisher(transport, topics) as publisher:
-        publisher.publish_consent(record)
+    changes = _changes(args)
+    ids: list[str | None] = [None] * len(changes)
+    if args.change_id:
+        ids = (
+            [args.change_id]
+            if len(changes) == 1
+            else [f"{args.change_id}-{n}" for n in range(1, len(changes) + 1)]
+        )
+    with ConsentClient(transport, topics) as client:
+        try:
+            receipts = [
+                client.record(args.user_id, change, at, change_id)
+                for change, change_id in zip(changes, ids, strict=True)
+            ]
+        except (ConsentgateError, ValueError) as exc:
+            if isinstance(exc, TransportError):
+                raise
+            raise UsageError(str(exc)) from None
+        if args.no_wait:
+            print(
+                f"consent {args.action}: {len(receipts)} change(s) published to "
+                f"{topics.name('consent_changes')}",
+                file=sys.stderr,
+            )
+            return 0
+        records = client.wait(receipts, args.timeout)
+    record = records.get(args.user_id)
+    version = "deleted" if record is None else f"version {record['version']}"
     print(
-        f"consent {args.action}: record version {record['version']} written to "
-        f"{topics.name('consent')}",
+        f"consent {args.action}: {len(receipts)} change(s) applied; record {version}",
         file=sys.stderr,
     )
     return 0

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from consumers.consent_table import (
+from consumers.consent_changes import (
     AcceptPolicy,
     Cancel,
     ConsentChange,

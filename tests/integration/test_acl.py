@@ -17,9 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from consumers.consent_table import AcceptPolicy, GrantPurpose, apply_change
+from consumers.consent_changes import (
+    AcceptPolicy,
+    GrantPurpose,
+    apply_change,
+)
 from ingest.broker import LocalBroker
 from ingest.config import KafkaSettings, load_settings
+from ingest.consent_client import ConsentClient
 from ingest.errors import DeliveryError
 from ingest.fleet import Fleet
 from ingest.publisher import Publisher
@@ -152,9 +157,15 @@ def test_pipeline_runs_with_only_its_own_grants(
     bootstrap, passwords, topics = secured
     now = int(time.time() * 1000)
     consent = _as(bootstrap, passwords, "consent-service")
+    with ConsentClient(make_transport(consent), topics) as client:
+        receipts = [
+            client.record("acl-user", AcceptPolicy(3), now - 60_000),
+            client.record("acl-user", GrantPurpose(), now - 60_000),
+        ]
     with Publisher(make_transport(consent), topics) as pub:
-        record = apply_change(None, AcceptPolicy(3), now - 60_000, user_id="acl-user")
-        pub.publish_consent(apply_change(record, GrantPurpose(), now - 60_000))
+        pub.publish_consent(apply_change(None, GrantPurpose(), now, user_id="acl-intruder"))
+        with pytest.raises(DeliveryError):  # services publish changes; only the writer folds
+            pub.flush(15)
     producer = _as(bootstrap, passwords, "producer")
     sim = Simulation(Fleet(5, 30, now - 30_000))
     sent = 0
@@ -169,6 +180,9 @@ def test_pipeline_runs_with_only_its_own_grants(
     )  # fmt: skip
     try:
         worker.wait_ready(90)
+        with ConsentClient(make_transport(consent), topics) as client:
+            folded = client.wait(receipts, timeout_s=60)["acl-user"]
+        assert folded is not None and folded["purposes"]["analytics"]["granted"] is True
         wait_for(
             lambda: metric_sum(worker.metrics(), "consentgate_consumed_total") >= sent,
             90,

@@ -84,8 +84,14 @@ def _float_fields(name: str) -> set[str]:
 
 
 def _as_stored(name: str, record: Mapping[str, Any]) -> dict[str, Any]:
-    """`record` as Avro stores it: 32-bit float fields lose their extra precision."""
-    out = dict(record)
+    """`record` as Avro stores it: 32-bit float fields lose their extra precision, and
+    fields the record leaves out come back with their schema defaults."""
+    out = {
+        field["name"]: field["default"]
+        for field in _latest_schema(name)["fields"]
+        if "default" in field
+    }
+    out.update(record)
     for field in _float_fields(name):
         if out.get(field) is not None:
             out[field] = struct.unpack("<f", struct.pack("<f", out[field]))[0]

@@ -30,10 +30,10 @@ def test_topics_create_twice_then_check_passes_and_consent_is_compacted(
     prefix = f"c{uuid.uuid4().hex[:8]}."
     first = _cli("topics", "create", "--prefix", prefix, bootstrap=kafka_bootstrap)
     assert first.returncode == 0, first.stderr
-    assert "8 created" in first.stderr
+    assert "9 created" in first.stderr
     second = _cli("topics", "create", "--prefix", prefix, bootstrap=kafka_bootstrap)
     assert second.returncode == 0, second.stderr
-    assert "0 created, 8 already present" in second.stderr
+    assert "0 created, 9 already present" in second.stderr
     check = _cli("topics", "check", "--prefix", prefix, bootstrap=kafka_bootstrap)
     assert check.returncode == 0, check.stdout + check.stderr
 

@@ -11,10 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumers.consent import ConsentRules, decide
-from consumers.consent_table import (
+from consumers.consent_changes import (
     AcceptPolicy,
     Cancel,
-    ConsentTable,
     GrantCategory,
     GrantGuardian,
     GrantPurpose,
@@ -23,6 +22,9 @@ from consumers.consent_table import (
     WithdrawGuardian,
     WithdrawPurpose,
     apply_change,
+)
+from consumers.consent_table import (
+    ConsentTable,
 )
 
 BASE = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000)

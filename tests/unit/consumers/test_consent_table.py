@@ -11,12 +11,10 @@ import fastavro
 import pytest
 
 from consumers.consent import ConsentRules, decide
-from consumers.consent_table import (
+from consumers.consent_changes import (
     AcceptPolicy,
     Cancel,
     ConsentChangeError,
-    ConsentRecordError,
-    ConsentTable,
     GrantCategory,
     GrantGuardian,
     GrantPurpose,
@@ -26,7 +24,13 @@ from consumers.consent_table import (
     WithdrawPurpose,
     apply_change,
 )
+from consumers.consent_table import (
+    ConsentRecordError,
+    ConsentState,
+    ConsentTable,
+)
 from schemas.fields import schema_path
+from schemas.registry import default_registry
 from tests.unit.consumers.consent_records import AFTER, BEFORE, EVENT, NOW, USER, grant, record
 
 
@@ -139,14 +143,16 @@ def test_cancel_is_terminal_and_keeps_the_first_time() -> None:
     assert (rec["account_status"], rec["cancelled_at"], rec["version"]) == ("CANCELLED", 5, 4)
 
 
-def test_policy_acceptances_never_go_down() -> None:
+def test_a_lower_policy_version_accepted_later_lowers_the_floor() -> None:
     rec = _fold((1, AcceptPolicy(1)), (2, AcceptPolicy(1)), (3, AcceptPolicy(3)))
     assert rec["policy_acceptances"] == [
         {"version": 1, "accepted_at": 1},
         {"version": 3, "accepted_at": 3},
     ]
-    with pytest.raises(ConsentChangeError):
-        apply_change(rec, AcceptPolicy(2), 4)
+    lowered = apply_change(rec, AcceptPolicy(2), 4)
+    assert lowered["policy_acceptances"][-1] == {"version": 2, "accepted_at": 4}
+    state = ConsentState.from_record(lowered)
+    assert state.policy_floors == (1, 2, 2), "an event from version 3 on is judged at 2"
 
 
 def test_equal_times_apply_in_call_order() -> None:
@@ -164,9 +170,9 @@ def test_equal_times_apply_in_call_order() -> None:
     assert _reason(table) is None
 
 
-def test_change_stamped_before_the_previous_state_is_applied_at_its_time() -> None:
+def test_a_change_that_arrives_late_applies_at_the_time_it_was_made() -> None:
     rec = _fold((10, GrantPurpose()), (4, GrantCategory("installed_apps")))
-    assert (rec["categories"]["installed_apps"], rec["updated_at"]) == (grant(10), 10)
+    assert (rec["categories"]["installed_apps"], rec["updated_at"]) == (grant(4), 10)
 
 
 def test_apply_change_does_not_modify_the_previous_record() -> None:
@@ -203,7 +209,8 @@ def test_folded_record_is_valid_for_the_consent_schema() -> None:
         (5, GrantGuardian()),
         (6, Cancel()),
     )
-    schema = fastavro.parse_schema(json.loads(schema_path("consent_record").read_text()))
+    latest = default_registry().latest("consent_record").version
+    schema = fastavro.parse_schema(json.loads(schema_path("consent_record", latest).read_text()))
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, schema, rec)
     buf.seek(0)

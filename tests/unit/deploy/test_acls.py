@@ -99,21 +99,24 @@ def test_producers_write_only_the_raw_topics() -> None:
     assert grants["WRITE"] == {names["raw_device"], names["raw_log"]}
 
 
-def test_the_consent_service_alone_writes_the_consent_topic() -> None:
-    consent = _topic_names()["consent"]
-    writers = {key for key, ops in _topic_grants().items() if consent in ops["WRITE"]}
-    assert writers == {"consent-service"}
-    assert _topic_grants()["consent-service"]["WRITE"] == {consent}
+def test_services_publish_changes_and_only_the_consent_writer_writes_the_consent_topic() -> None:
+    names = _topic_names()
+    writers = {key for key, ops in _topic_grants().items() if names["consent"] in ops["WRITE"]}
+    assert writers == {"pipeline"}, "one writer per user: no change lost to a concurrent write"
+    assert _topic_grants()["consent-service"]["WRITE"] == {names["consent_changes"]}
+    assert names["consent"] in _topic_grants()["consent-service"]["READ"]
 
 
-def test_the_pipeline_reads_raw_and_consent_and_writes_only_mainland_topics() -> None:
+def test_the_pipeline_reads_raw_and_consent_and_writes_mainland_and_consent_state() -> None:
     names = _topic_names()
     marker = _topics_file()["mainland_marker"]
     grants = _topic_grants()["pipeline"]
     assert {names["raw_device"], names["raw_log"], names["consent"]} <= grants["READ"]
+    assert names["consent_changes"] in grants["READ"]
     mainland = {n for n in names.values() if n.startswith(marker)}
-    assert grants["WRITE"] == mainland
-    assert grants["READ"] - {names["raw_device"], names["raw_log"], names["consent"]} <= mainland
+    assert grants["WRITE"] == mainland | {names["consent"]}
+    inputs = {names["raw_device"], names["raw_log"], names["consent"], names["consent_changes"]}
+    assert grants["READ"] - inputs <= mainland
 
 
 def test_only_the_pipeline_reads_raw_and_restricted_topics() -> None:

@@ -36,7 +36,9 @@ def test_json_lines_validate_back_to_the_simulated_records(items: list[Item]) ->
     for item in items:
         data = json.loads(json_line(item))
         assert data.pop("event_type") == item.event_type
-        assert validate_event(item.event_type, data).model_dump() == item.record
+        dumped = validate_event(item.event_type, data).model_dump()
+        assert {key: dumped[key] for key in item.record} == item.record
+        assert all(dumped[key] in ([], None) for key in dumped.keys() - item.record.keys())
 
 
 def test_json_lines_write_birth_dates_as_iso_strings(items: list[Item]) -> None:

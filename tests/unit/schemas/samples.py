@@ -34,6 +34,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "page_url": "https://example.com/item/123?u=1",
         "usage_duration_ms": 1500,
     },
+    "consent_change": {
+        "user_id": "u-1",
+        "change_id": "req-7f3a",
+        "kind": "WITHDRAW_CATEGORY",
+        "name": "precise_location",
+        "made_at": 1_700_000_000_000,
+    },
     "consent_record": {
         "user_id": "u-1",
         "version": 3,

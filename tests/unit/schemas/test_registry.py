@@ -16,6 +16,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 EXPECTED_NAMES = [
     "anonymized_device_event",
     "anonymized_log_event",
+    "consent_change",
     "consent_record",
     "dead_letter",
     "device_event",
