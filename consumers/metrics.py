@@ -116,3 +116,22 @@ RESIDENCY_VIOLATIONS = Counter(
 )
 READY = Gauge("consentgate_ready", "1 when the worker is ready (see /readyz).")
 ASSIGNED = Gauge("consentgate_assigned_partitions", "Raw partitions assigned to this worker.")
+BROKER_CONNECTED = Gauge(
+    "consentgate_broker_connected",
+    "1 while the worker reaches the cluster (its last metadata request or commit succeeded).",
+)
+LAST_COMMIT = Gauge(
+    "consentgate_last_commit_timestamp_seconds",
+    "Unix time of the worker's last committed transaction (or of start, before the first).",
+)
+BATCH_FAILURES = Counter(
+    "consentgate_batch_failures_total",
+    "Batches that failed and were rewound, by cause (send, commit, process).",
+    ["cause"],
+)
+KANON_CAPPED = Counter(
+    "consentgate_kanon_capped_total",
+    "Held records let out early because the window reached its count or byte cap, by action "
+    "(released, suppressed).",
+    ["action"],
+)

@@ -25,13 +25,21 @@ REPO = Path(__file__).resolve().parents[3]
 PROM_DIR = REPO / "deploy" / "prometheus"
 ALERTS = PROM_DIR / "alerts.yml"
 ALERTS_TEST = PROM_DIR / "alerts_test.yml"
+CONSUMERS = REPO / "consumers"
 CONFIGS = (PROM_DIR / "prometheus.yml", PROM_DIR / "prometheus-local.yml")
 WORKER_JOB = "consentgate-workers"
 # Labels an annotation may show: where, never who.
-SAFE_LABELS = frozenset({"job", "instance", "topic", "partition", "reason", "kind"})
+SAFE_LABELS = frozenset(
+    {"job", "instance", "topic", "partition", "reason", "kind", "cause", "action"}
+)
 REQUIRED_ALERTS = frozenset(
     {
         "WorkerNotReady",
+        "BrokerUnreachable",
+        "NoCommitProgress",
+        "TransactionsAborting",
+        "BatchesFailing",
+        "KAnonWindowCapped",
         "ConsumerLagGrowing",
         "DeadLetterRateHigh",
         "ConsentUnknownDropSpike",
@@ -117,6 +125,19 @@ def test_alert_expressions_name_only_exported_metrics() -> None:
         names = metric_names_in_promql(expr)
         assert names, expr
         assert names <= known, sorted(names - known)
+
+
+def test_transaction_outcomes_in_alerts_are_ones_the_worker_counts() -> None:
+    source = "\n".join(p.read_text(encoding="utf-8") for p in sorted(CONSUMERS.glob("*.py")))
+    counted = set(re.findall(r'TRANSACTIONS\.labels\("(\w+)"\)', source))
+    assert counted >= {"committed", "aborted"}
+    selected = {
+        outcome
+        for expr in rule_expressions(_load(ALERTS))
+        for outcome in re.findall(r'consentgate_transactions_total\{[^}]*outcome="(\w+)"', expr)
+    }
+    assert selected
+    assert selected <= counted, sorted(selected - counted)
 
 
 def test_alerts_select_the_job_that_scrapes_the_workers() -> None:
