@@ -38,6 +38,7 @@ from consumers.anonymization_config import (
     avro_field_types,
     rule_output,
 )
+from consumers.scrub import MAX_TEXT_CHARS
 from consumers.text_template import template as text_template
 from consumers.url_template import url_template
 from schemas.errors import ConsentgateError
@@ -263,6 +264,9 @@ def _scrub_into(scrubber: Scrubber, text: str, pii: dict[str, int]) -> str:
 
 
 MIN_OWN_VALUE = 4  # shorter identifier values are too common to redact by value
+TOO_LONG = "too_long"
+"""Reason code of a free-text field over `consumers.scrub.MAX_TEXT_CHARS`: withheld (None),
+never released unscrubbed nor scrubbed in part."""
 
 
 def _redact_own(event: Event, text: str, own: tuple[str, ...], pii: dict[str, int]) -> str:
@@ -285,6 +289,8 @@ def _compile_scrub(name: str, rule: ScrubRule, output: str, ctx: TextContext) ->
         value = event.get(name)
         if not isinstance(value, str):
             return _odd(value)
+        if len(value) > MAX_TEXT_CHARS:
+            return TOO_LONG
         out[output] = _scrub_into(ctx.scrubber, _redact_own(event, value, ctx.own, pii), pii)
         return None
 
@@ -296,6 +302,8 @@ def _compile_template(name: str, rule: TemplateRule, output: str, ctx: TextConte
         value = event.get(name)
         if not isinstance(value, str):
             return _odd(value)
+        if len(value) > MAX_TEXT_CHARS:
+            return TOO_LONG
         scrubbed = _scrub_into(ctx.scrubber, _redact_own(event, value, ctx.own, pii), pii)
         out[output] = text_template(scrubbed)
         return None
@@ -310,6 +318,8 @@ def _compile_url(name: str, rule: UrlTemplateRule, output: str, ctx: TextContext
         value = event.get(name)
         if not isinstance(value, str):
             return _odd(value)
+        if len(value) > MAX_TEXT_CHARS:
+            return TOO_LONG
         result = url_template(value)
         if result is None:
             return "malformed_url"

@@ -4,6 +4,13 @@
 text at once when its prefilter finds nothing), resolves overlapping findings (longer
 wins, then the more specific entity) and replaces each kept span by `<ENTITY>`.
 A text with nothing to replace comes back as the same object. Pure: no state, no I/O.
+
+The work is linear in the length of the text, whatever it holds: every recognizer's
+regexes are structurally linear (see `consumers.recognizers.base`) and overlaps are
+resolved in time linear in the total length of the findings. Free text longer than
+`MAX_TEXT_CHARS` (64 KiB characters) is never scrubbed: the anonymizer withholds such a
+field (releases it as None, reason `too_long`) instead of scrubbing part of it or
+releasing it unscrubbed.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from dataclasses import dataclass, field
 from consumers.recognizers import RECOGNIZERS, Finding, Recognizer
 
 MAX_PASSES = 8
+MAX_TEXT_CHARS = 64 * 1024
+"""Longest free-text value the anonymizer scrubs; a longer one is withheld, never released."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +37,44 @@ def token(entity: str) -> str:
     return f"<{entity}>"
 
 
-def find(text: str, recognizers: tuple[Recognizer, ...] = RECOGNIZERS) -> list[Finding]:
-    """Non-overlapping findings in `text`, in text order (longest, then most specific, wins)."""
-    candidates = [finding for rec in recognizers for finding in rec.find(text)]
+def _rank(finding: Finding) -> tuple[int, int, int]:
+    return (finding.start - finding.end, -finding.priority, finding.start)
+
+
+def resolve_overlaps(candidates: list[Finding]) -> list[Finding]:
+    """The findings that win over every overlapping one, in text order.
+
+    Ranked longest first, then higher priority, then earlier start, each candidate is
+    kept unless it overlaps one kept before it. `covered` marks the characters of kept
+    spans, so a non-empty candidate is checked by one scan of its own span; the findings
+    of one pattern never overlap each other, so these scans add up to at most the text
+    length per pattern. An empty span has no character: it loses only to a kept span
+    strictly around it (its position is covered but is not where that span starts), and
+    it ranks after every non-empty span, so it never blocks one.
+    """
     if len(candidates) <= 1:
-        return candidates
-    candidates.sort(key=lambda f: (f.start - f.end, -f.priority, f.start))
+        return list(candidates)
+    ranked = sorted(candidates, key=_rank)
+    covered = bytearray(max(f.end for f in ranked) + 1)
+    kept_starts: set[int] = set()
     kept: list[Finding] = []
-    for candidate in candidates:
-        if all(candidate.end <= k.start or candidate.start >= k.end for k in kept):
-            kept.append(candidate)
+    for finding in ranked:
+        start, end = finding.start, finding.end
+        if start < end:
+            if covered.find(1, start, end) >= 0:
+                continue
+            covered[start:end] = b"\x01" * (end - start)
+            kept_starts.add(start)
+        elif covered[start] and start not in kept_starts:
+            continue
+        kept.append(finding)
     kept.sort(key=lambda f: f.start)
     return kept
+
+
+def find(text: str, recognizers: tuple[Recognizer, ...] = RECOGNIZERS) -> list[Finding]:
+    """Non-overlapping findings in `text`, in text order (longest, then most specific, wins)."""
+    return resolve_overlaps([finding for rec in recognizers for finding in rec.find(text)])
 
 
 def _replace(text: str, findings: list[Finding], found: dict[str, int]) -> str:

@@ -13,23 +13,22 @@ from consumers.recognizers.base import Recognizer
 
 # The pattern starts at the `=` / `:` (cheap to scan for); the label is checked behind it.
 _PATTERN = re.compile(
-    r"[=:]\s*[\"']?(?P<value>[0-9A-Fa-f][0-9A-Fa-f-]{14,62}[0-9A-Fa-f])(?![0-9A-Za-z_-])"
+    r"[=:]\s*+[\"']?(?P<value>[0-9A-Fa-f][0-9A-Fa-f-]{14,62}[0-9A-Fa-f])(?![0-9A-Za-z_-])"
 )
 _LABEL_BEFORE = re.compile(
     r"(?<![0-9A-Za-z])(?:idfa|oaid|gaid|aaid|adid|ad_id|ad-id|advertising_?id|advertisingid)"
-    r"[\"']?\s*$",
+    r"[\"']?\s*+$",
     re.IGNORECASE,
 )
 _LABEL_CHARS = 20
-_PREFILTER = re.compile(r"[=:][\"' ]*[0-9A-Fa-f]{8}")
-_NIL = re.compile(r"[0-]+")
+_PREFILTER = re.compile(r"[=:][\"' ]*+[0-9A-Fa-f]{8}")
 
 
 def _check(match: re.Match[str]) -> str | None:
     start = match.start()
     if _LABEL_BEFORE.search(match.string, max(0, start - _LABEL_CHARS), start) is None:
         return None
-    return None if _NIL.fullmatch(match.group("value")) else "AD_ID"
+    return "AD_ID" if match.group("value").strip("0-") else None  # all zeros: the nil UUID
 
 
 AD_ID = Recognizer(

@@ -14,16 +14,18 @@ import re
 from consumers.recognizers.base import Recognizer
 
 _LABELLED = re.compile(
-    r"(?<![0-9A-Za-z])(?P<label>lat|latitude|lon|lng|long|longitude)[\"']?\s*[=:]\s*[\"']?"
-    r"(?P<value>[-+]?\d{1,3}\.\d+)(?![\d.])",
+    r"(?<![0-9A-Za-z])(?P<label>lat|latitude|lon|lng|long|longitude)[\"']?\s*+[=:]\s*+[\"']?"
+    r"(?P<value>[-+]?\d{1,3}\.\d++)(?![\d.])",
     re.IGNORECASE,
 )
 _BARE_PAIR = re.compile(
     r"(?<![\w.])(?<![\d>],)(?<![\d>], )"
-    r"(?P<lat>[-+]?\d{1,2}\.\d{4,})\s?,\s?(?P<lon>[-+]?\d{1,3}\.\d{4,})"
-    r"(?![\w.])(?!\s?,\s?(?:[-+]?\d|<[A-Z_]+>))"
+    r"(?P<lat>[-+]?\d{1,2}\.\d{4,}+)\s?,\s?(?P<lon>[-+]?\d{1,3}\.\d{4,}+)"
+    r"(?![\w.])(?!\s?,\s?(?:[-+]?\d|<[A-Z_]++>))"
 )
-_PREFILTER = re.compile(r"\.\d{4}|[lL](?:[aA][tT]|[oO][nN]|[nN][gG])[A-Za-z]*[\"']?\s*[=:]")
+# `{0,6}` covers "itude" / "gitude"; an unbounded `[A-Za-z]*` would rescan a long word
+# such as "latlatlat..." from each of its `l`s (quadratic).
+_PREFILTER = re.compile(r"\.\d{4}|[lL](?:[aA][tT]|[oO][nN]|[nN][gG])[A-Za-z]{0,6}[\"']?\s*+[=:]")
 
 
 def _check_labelled(match: re.Match[str]) -> str | None:

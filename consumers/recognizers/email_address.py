@@ -11,14 +11,17 @@ import re
 
 from consumers.recognizers.base import Recognizer
 
+# The domain's `(?:\.label)*` is the one repeat allowed to give characters back: its last
+# label may be the top-level domain. Each label starts with `.`, which no label holds, and
+# only bounded items follow, so giving back costs one step per label (base.py, rule 1).
 _PATTERN = re.compile(
-    r"(?<![0-9A-Za-z._%+-])(?:[0-9A-Za-z._+-]|%(?!40)[0-9A-Fa-f]{2})+(?:@|%40)"
+    r"(?<![0-9A-Za-z._%+-])(?:[0-9A-Za-z._+-]|%(?!40)[0-9A-Fa-f]{2})++(?:@|%40)"
     r"(?P<domain>[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?"
     r"(?:\.[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?)*\.[A-Za-z]{2,24})"
     r"(?![0-9A-Za-z-])"
 )
 _PREFILTER = re.compile(r"@|%40")
-_SCALE_SUFFIX = re.compile(r"\d+(?:\.\d+)?x\.(?:png|jpe?g|gif|webp|svg|avif)$", re.IGNORECASE)
+_SCALE_SUFFIX = re.compile(r"\A\d++(?:\.\d++)?x\.(?:png|jpe?g|gif|webp|svg|avif)$", re.IGNORECASE)
 
 
 def _check(match: re.Match[str]) -> str | None:

@@ -19,7 +19,7 @@ _PREFILTER = re.compile(r"\d\.\d{1,3}\.\d")
 _VERSION_CONTEXT = re.compile(
     r"\b(?:v|ver|version|build|release|firmware|rom|sdk|chrome|crios|firefox|fxios|safari"
     r"|applewebkit|gecko|edg|edge|opr|opera|mozilla|okhttp|dalvik|cfnetwork|darwin)"
-    r"\s*[:=/]?\s*$",
+    r"\s*+(?:[:=/]\s*+)?$",
     re.IGNORECASE,
 )
 _CONTEXT_CHARS = 16

@@ -12,7 +12,7 @@ import re
 
 from consumers.recognizers.base import Recognizer
 
-_LABEL = r"(?i)\b(?:ssid|wifi|wi-fi|wlan|network[ _]name)\s*[:=]\s*"
+_LABEL = r"(?i)\b(?:ssid|wifi|wi-fi|wlan|network[ _]name)\s*+[:=]\s*+"
 _PATTERNS = (
     re.compile(_LABEL + r"\"(?P<value>[^\"\n<>]{1,32})\""),
     re.compile(_LABEL + r"'(?P<value>[^'\n<>]{1,32})'"),
