@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
+from typing import TYPE_CHECKING
 
 from ingest.config import KafkaSettings
 from ingest.errors import ConfigError
@@ -11,6 +11,7 @@ from ingest.transport.base import (
     Admin,
     Consumer,
     ConsumerOptions,
+    Delivery,
     Message,
     Producer,
     ProducerOptions,
@@ -44,10 +45,30 @@ def make_transport(settings: KafkaSettings) -> Transport:
             raise ConfigError(
                 "client 'confluent' needs confluent-kafka: pip install 'consentgate[librdkafka]'"
             )
-        try:
-            module = importlib.import_module("ingest.transport.confluent")
-        except ModuleNotFoundError:
-            raise ConfigError("client 'confluent' is not available in this version") from None
-        transport: Transport = module.ConfluentTransport(settings)
-        return transport
+        from ingest.transport.confluent import ConfluentTransport
+
+        return ConfluentTransport(settings)
     raise ConfigError(f"unknown Kafka client {settings.client!r}")
+
+
+if TYPE_CHECKING:
+    # Static conformance: mypy fails here when either implementation lacks a protocol
+    # method or one's signature drifted (tests/unit/ingest/test_transport_protocol.py
+    # checks the same at run time, tests/integration/test_transport_conformance.py the
+    # behaviour).
+    from ingest.transport import confluent as _ck
+    from ingest.transport import confluent_admin as _ck_admin
+    from ingest.transport import kafka_python as _kp
+    from ingest.transport import kafka_python_admin as _kp_admin
+
+    _kp_transport: type[Transport] = _kp.KafkaPythonTransport
+    _kp_producer: type[Producer] = _kp.KafkaPythonProducer
+    _kp_delivery: type[Delivery] = _kp._Delivery
+    _kp_consumer: type[Consumer] = _kp.KafkaPythonConsumer
+    _kp_admin_: type[Admin] = _kp_admin.KafkaPythonAdmin
+
+    _ck_transport: type[Transport] = _ck.ConfluentTransport
+    _ck_producer: type[Producer] = _ck.ConfluentProducer
+    _ck_delivery: type[Delivery] = _ck._Delivery
+    _ck_consumer: type[Consumer] = _ck.ConfluentConsumer
+    _ck_admin_: type[Admin] = _ck_admin.ConfluentAdmin

@@ -458,6 +458,24 @@ class ConfluentConsumer:
             raise map_confluent_error(ck.KafkaException(got.error), "committed failed")
         return None if got.offset < 0 else int(got.offset)
 
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit offsets outside a transaction, synchronously, as kafka-python's does."""
+        if not self._grouped:
+            raise TransportError("offset commit failed: the consumer has no group id")
+        if not offsets:
+            return  # librdkafka would commit the current positions instead
+        positions = [to_confluent_tp(tp, off) for tp, off in offsets.items()]
+        try:
+            done = self._c.commit(offsets=positions, asynchronous=False)
+        except ck.KafkaException as exc:
+            raise map_confluent_error(exc, "offset commit failed") from exc
+        for tp in done or ():
+            if tp.error is not None:
+                raise map_confluent_error(
+                    ck.KafkaException(tp.error),
+                    f"offset commit failed on {tp.topic}[{tp.partition}]",
+                )
+
     def group_metadata(self) -> Any:
         return self._c.consumer_group_metadata()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import kafka.errors as kerr
 from kafka.admin import (
     ACL,
+    ACLFilter,
     ACLOperation,
     ACLPermissionType,
     ACLResourcePatternType,
@@ -15,13 +17,14 @@ from kafka.admin import (
     ConfigResourceType,
     KafkaAdminClient,
     ResourcePattern,
+    ResourcePatternFilter,
     ResourceType,
 )
 
 from ingest.config import KafkaSettings
 from ingest.errors import TransportError
 from ingest.transport.base import AclSpec, BrokerInfo, TopicInfo, TopicSpec
-from ingest.transport.errors import map_error
+from ingest.transport.errors import UnreachableError, map_error
 from ingest.transport.kafka_python_config import common_config
 
 _ACL_OPS = {
@@ -157,6 +160,28 @@ class KafkaPythonAdmin:
         failed = result.get("failed", []) if isinstance(result, dict) else []
         if failed:
             raise TransportError(f"{len(failed)} ACL(s) could not be created")
+        self._wait_for_acls(set(items))
+
+    def _wait_for_acls(self, acls: set[Any], timeout_s: float = 30.0) -> None:
+        """Until the broker's authorizer lists every new ACL, so the next client is allowed."""
+        every = ACLFilter(
+            None,
+            None,
+            ACLOperation.ANY,
+            ACLPermissionType.ANY,
+            ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+        )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                listed, _error = self._a.describe_acls(every)
+            except kerr.KafkaError as exc:
+                raise map_error(exc, "created ACLs could not be listed") from exc
+            if acls <= set(listed):
+                return
+            if time.monotonic() > deadline:
+                raise UnreachableError("created ACLs did not appear: timed out")
+            time.sleep(0.1)
 
     def close(self) -> None:
         self._a.close()
