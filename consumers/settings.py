@@ -1,7 +1,10 @@
 """Pipeline settings: one documented defaults object, from environment (CONSENTGATE_*) or flags.
 
 Unknown keys and contradictory values fail at start with one clear message.
-Secrets (the k-anonymity person key) are SecretStr and never printed.
+Secrets (the k-anonymity person key) are SecretStr and never printed, not even in
+an error. Outside demo mode the key must be the operator's own: not the public demo
+key, not a placeholder, 16+ characters with 10+ distinct ones and an estimated 64+
+bits (`ingest.config.weak_secret_reason`). An empty variable counts as unset.
 """
 
 from __future__ import annotations
@@ -9,18 +12,29 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.config import weak_secret_reason
 from ingest.errors import ConfigError, validation_problems
 
-PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "placeholder", "secret", "demo"})
+# Examples of values refused as secrets (the rule is `ingest.config.is_placeholder`).
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "placeholder", "secret", "demo", "password", "example", "test"}
+)
 DEMO_PERSON_KEY = "consentgate-demo-key-not-for-production"
+KEY_HINT = (
+    "set CONSENTGATE_KANON_PERSON_KEY to 16+ random characters, e.g. the output of "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or run with --demo"
+)
 
 
 class PipelineSettings(BaseSettings):
     """Everything a worker needs besides the Kafka connection."""
 
-    model_config = SettingsConfigDict(env_prefix="CONSENTGATE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CONSENTGATE_", extra="ignore", env_ignore_empty=True
+    )
 
     group_id: str = Field("consentgate-pipeline", min_length=1)
     worker_index: int = Field(0, ge=0)
@@ -44,15 +58,28 @@ class PipelineSettings(BaseSettings):
     kanon_person_key: SecretStr | None = None
     consent_writer: bool = True
     demo_mode: bool = False
+    # Byte budgets and failure handling (README "Limits").
+    max_raw_record_bytes: int = Field(512 * 1024, ge=1024, le=1024 * 1024)
+    kanon_max_held: int = Field(200_000, ge=100)
+    kanon_max_held_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024)
+    max_batch_failures: int = Field(3, ge=1, le=100)
+    stuck_after_ms: int = Field(60_000, ge=1_000)
 
     @model_validator(mode="after")
     def _check(self) -> PipelineSettings:
         key = self.kanon_person_key.get_secret_value() if self.kanon_person_key else ""
-        if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < 16:
+        if not key:
+            problem: str | None = "is not set"
+        elif key == DEMO_PERSON_KEY:
+            problem = "is the public demo key"
+        else:
+            problem = weak_secret_reason(key)
+        if problem is not None:
             if not self.demo_mode:
-                raise ValueError(
-                    "kanon_person_key is missing or a placeholder: set "
-                    "CONSENTGATE_KANON_PERSON_KEY (16+ characters) or use demo mode"
+                raise PydanticCustomError(
+                    "person_key",
+                    "CONSENTGATE_KANON_PERSON_KEY (kanon_person_key) {problem}: {hint}",
+                    {"problem": problem, "hint": KEY_HINT},
                 )
             self.kanon_person_key = SecretStr(DEMO_PERSON_KEY)
         if not self.residency_allow:

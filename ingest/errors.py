@@ -1,4 +1,8 @@
-"""Errors of the publishing side: configuration, the Kafka boundary, the local broker, the CLI."""
+"""Errors of the publishing side: configuration, the Kafka boundary, the local broker, the CLI.
+
+`ingest.cli` turns them into exit statuses in one place: `UsageError` and
+`ConfigError` are the user's mistakes (2), everything else is a failure (1).
+"""
 
 from __future__ import annotations
 
@@ -27,12 +31,22 @@ class DeliveryError(TransportError):
         self.failed = failed
 
 
+class AuthenticationError(TransportError):
+    """The cluster refused this client's credentials (SASL): retrying cannot help."""
+
+    retriable = False
+
+
 class BrokerError(ConsentgateError):
     """The local development broker could not be prepared, started or stopped."""
 
 
 class UsageError(ConsentgateError):
     """A command-line mistake: reported as one readable line, exit status 2."""
+
+
+class CommandError(ConsentgateError):
+    """A command could not finish for a reason that is not the user's mistake (exit 1)."""
 
 
 class PublishError(ConsentgateError):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ingest.broker import LocalBroker
-from ingest.errors import UsageError
+from ingest.commands.arguments import port
 
 NAME = "broker"
 HELP = "start, stop or check the local development Kafka broker (official jars, one KRaft node)"
@@ -37,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "(default: $CONSENTGATE_RUN_DIR or ./.run/broker)",
         )
         if action == "start":
-            p.add_argument("--port", type=int, help="client port (default: a free one)")
+            p.add_argument("--port", type=port, help="client port (default: a free one)")
             p.add_argument(
                 "--rack", default="cn-north-1a", help="broker.rack (default: %(default)s)"
             )
@@ -47,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
     """Run one broker action; the bootstrap address alone goes to stdout."""
     run_dir: Path = args.run_dir or default_run_dir()
     if args.action == "start":
-        if args.port is not None and not 0 < args.port < 65536:
-            raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
         broker = LocalBroker(run_dir, port=args.port, rack=args.rack)
         print(f"starting the local Kafka broker in {broker.run_dir} ...", file=sys.stderr)
         bootstrap = broker.start()

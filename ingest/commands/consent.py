@@ -12,7 +12,8 @@ import argparse
 import json
 import sys
 import time
-from datetime import date
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from consumers.consent_changes import (
@@ -27,6 +28,7 @@ from consumers.consent_changes import (
     WithdrawGuardian,
     WithdrawPurpose,
 )
+from ingest.commands.arguments import int_between, positive_float
 from ingest.commands.connection import (
     add_connection_args,
     instant_ms,
@@ -43,11 +45,58 @@ NAME = "consent"
 HELP = "grant, withdraw, cancel or show a user's consent record"
 
 
+# The consent schema's bounds, so a mistake is caught here, named by its option.
+OLDEST_BIRTH_YEAR = 1900
+MAX_ID_CHARS = 512
+MAX_CHANGE_ID_CHARS = MAX_ID_CHARS - 4  # room for the -1, -2... of several changes
+MAX_POLICY_VERSION = 2**31 - 1
+CLOCK_SKEW_MS = 60_000
+"""How far in the future --at may be (another machine's clock), in milliseconds."""
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
 def _day(text: str) -> date:
+    """argparse type: a birth date, YYYY-MM-DD, from 1900 to today."""
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text}") from None
+    if not date(OLDEST_BIRTH_YEAR, 1, 1) <= day <= _today():
+        raise argparse.ArgumentTypeError(
+            f"must be between {OLDEST_BIRTH_YEAR}-01-01 and today, not {text}"
+        )
+    return day
+
+
+def _birth_year(text: str) -> int:
+    """argparse type: a birth year from 1900 to this year."""
+    return int_between(OLDEST_BIRTH_YEAR, _today().year)(text)
+
+
+def _made_at(text: str) -> int:
+    """argparse type: when the user made the change: ISO 8601, from 1970, not in the future."""
+    at = instant_ms(text)
+    if at < 0:
+        raise argparse.ArgumentTypeError(f"must be 1970-01-01 or later, not {text}")
+    if at > time.time() * 1000 + CLOCK_SKEW_MS:
+        raise argparse.ArgumentTypeError(f"is in the future: {text}")
+    return at
+
+
+def _identifier(limit: int) -> Callable[[str], str]:
+    """argparse type: a non-blank identifier of at most `limit` characters."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError("must not be empty")
+        if len(text) > limit:
+            raise argparse.ArgumentTypeError(f"must be at most {limit} characters")
+        return text
+
+    return parse
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +112,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     }
     for action, text in texts.items():
         p = sub.add_parser(action, help=text, description=text)
-        p.add_argument("user_id", metavar="USER_ID")
+        p.add_argument("user_id", metavar="USER_ID", type=_identifier(MAX_ID_CHARS))
         add_connection_args(p)
         if action in ("grant", "withdraw"):
             p.add_argument(
@@ -82,9 +131,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
             )
             p.add_argument("--guardian", action="store_true", help="the guardian's consent")
         if action == "grant":
-            p.add_argument("--policy-version", type=int, help="accept this policy version")
+            p.add_argument(
+                "--policy-version",
+                type=int_between(1, MAX_POLICY_VERSION),
+                help="accept this policy version",
+            )
             p.add_argument("--birth-date", type=_day, help="birth date YYYY-MM-DD")
-            p.add_argument("--birth-year", type=int, help="birth year when the date is unknown")
+            p.add_argument(
+                "--birth-year", type=_birth_year, help="birth year when the date is unknown"
+            )
             p.add_argument(
                 "--minor",
                 choices=("yes", "no"),
@@ -93,11 +148,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         if action != "show":
             p.add_argument(
                 "--at",
-                type=instant_ms,
-                help="when the user made the change (ISO 8601; default now)",
+                type=_made_at,
+                help="when the user made the change (ISO 8601, not in the future; default now)",
             )
             p.add_argument(
                 "--change-id",
+                type=_identifier(MAX_CHANGE_ID_CHARS),
                 help="idempotency key: sending the same change with it again applies it once "
                 "(default: a fresh one; with several flags, -1, -2... are appended)",
             )
@@ -108,7 +164,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
             )
             p.add_argument(
                 "--timeout",
-                type=float,
+                type=positive_float,
                 default=30.0,
                 help="seconds to wait for the change to apply (30)",
             )
@@ -121,7 +177,9 @@ def _changes(args: argparse.Namespace) -> list[ConsentChange]:
     grant = args.action == "grant"
     if grant and args.policy_version is not None:
         changes.append(AcceptPolicy(args.policy_version))
-    if grant and (args.birth_date or args.birth_year or args.minor):
+    if grant and (args.birth_date, args.birth_year, args.minor) != (None, None, None):
+        if args.birth_date and args.birth_year and args.birth_date.year != args.birth_year:
+            raise UsageError("--birth-year disagrees with --birth-date")
         minor = None if args.minor is None else args.minor == "yes"
         changes.append(SetBirth(args.birth_date, args.birth_year, minor))
     for name in args.purpose:
@@ -131,7 +189,10 @@ def _changes(args: argparse.Namespace) -> list[ConsentChange]:
     if args.guardian:
         changes.append(GrantGuardian() if grant else WithdrawGuardian())
     if not changes:
-        raise UsageError(f"nothing to {args.action}: give --purpose, --category or --guardian")
+        more = ", --policy-version, --birth-date, --birth-year, --minor" if grant else ""
+        raise UsageError(
+            f"nothing to {args.action}: give --purpose, --category or --guardian{more}"
+        )
     return changes
 
 
@@ -144,6 +205,7 @@ def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Show a record, or publish the changes and wait until the consent writer applied them."""
+    changes = _changes(args) if args.action != "show" else []  # mistakes before connecting
     transport = transport_from_args(args)
     topics = topics_from_args(args)
     if args.action == "show":
@@ -157,10 +219,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
     at = args.at if args.at is not None else int(time.time() * 1000)
-    changes = _changes(args)
     ids: list[str | None] = [None] * len(changes)
     if args.change_id:
         ids = (
@@ -174,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
                 client.record(args.user_id, change, at, change_id)
                 for change, change_id in zip(changes, ids, strict=True)
             ]
-        except (ConsentgateError, ValueError) as exc:
+        except ConsentgateError as exc:  # a change the schema refuses: the caller's mistake
             if isinstance(exc, TransportError):
                 raise
             raise UsageError(str(exc)) from None

@@ -14,9 +14,16 @@ import urllib.request
 from pathlib import Path
 
 from ingest.broker import LocalBroker
+from ingest.commands.arguments import (
+    check_port_range,
+    non_negative_float,
+    port,
+    positive_float,
+    positive_int,
+)
 from ingest.commands.simulate import publish_paced
 from ingest.config import load_settings
-from ingest.errors import UsageError
+from ingest.errors import CommandError
 from ingest.fleet import Fleet
 from ingest.publisher import Publisher
 from ingest.run_summary import Samples, merge, parse_exposition, summary_table, total
@@ -30,15 +37,22 @@ HELP = "run broker, topics, 2 workers and the simulator on this machine, then su
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the demo's knobs."""
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of traffic (30)")
-    parser.add_argument("--rate", type=float, default=1000.0, help="events per second (1000)")
-    parser.add_argument("--users", type=int, default=3000, help="simulated users (3000)")
-    parser.add_argument("--workers", type=int, default=2, help="pipeline workers (2)")
+    parser.add_argument(
+        "--duration", type=positive_float, default=30.0, help="seconds of traffic (30)"
+    )
+    parser.add_argument(
+        "--rate", type=positive_float, default=1000.0, help="events per second (1000)"
+    )
+    parser.add_argument("--users", type=positive_int, default=3000, help="simulated users (3000)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="pipeline workers (2)")
     parser.add_argument("--k", type=int, default=10, help="k-anonymity k (10)")
     parser.add_argument(
-        "--max-delay", type=float, default=15.0, help="k-anonymity hold limit, seconds (15)"
+        "--max-delay",
+        type=non_negative_float,
+        default=15.0,
+        help="k-anonymity hold limit, seconds (15)",
     )
-    parser.add_argument("--metrics-port", type=int, default=9400, help="first worker port")
+    parser.add_argument("--metrics-port", type=port, default=9400, help="first worker port")
     parser.add_argument("--seed", type=int, default=7, help="simulation seed (7)")
     parser.add_argument(
         "--keep", action="store_true", help="leave the broker running and its folder in place"
@@ -67,8 +81,11 @@ def _ready(port: int) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Start everything, drive traffic, drain, summarize, clean up."""
-    if args.duration <= 0 or args.rate <= 0 or args.workers < 1:
-        raise UsageError("--duration, --rate and --workers must be positive")
+    from consumers.settings import load_pipeline_settings
+
+    check_port_range("--metrics-port", args.metrics_port, args.workers)
+    # The workers' settings, checked here: a bad --k is one line now, not a worker log later.
+    load_pipeline_settings(k=args.k, kanon_max_delay_ms=int(args.max_delay * 1000), demo_mode=True)
     run_dir = Path(tempfile.mkdtemp(prefix="consentgate-demo-"))
     broker = LocalBroker(run_dir=run_dir / "broker")
     workers: subprocess.Popen[bytes] | None = None
@@ -100,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + 90
         while not all(_ready(p) for p in ports):
             if workers.poll() is not None or time.monotonic() > deadline:
-                raise UsageError(f"pipeline workers did not become ready; see {log_path}")
+                raise CommandError(f"pipeline workers did not become ready; see {log_path}")
             time.sleep(0.3)
         _say(
             f"{args.workers} workers ready; metrics at "

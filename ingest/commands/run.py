@@ -7,11 +7,24 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
+from ingest.commands.arguments import (
+    check_port_range,
+    non_negative_float,
+    non_negative_int,
+    port_or_any,
+    positive_int,
+)
 from ingest.commands.connection import add_connection_args, settings_from_args, topics_from_args
 from ingest.config import load_settings
+from ingest.errors import ConfigError, UsageError
 from ingest.transport import make_transport
+
+if TYPE_CHECKING:
+    from consumers.settings import PipelineSettings
 
 NAME = "run"
 HELP = "run the consent pipeline (tag, gate, anonymize, route) exactly once"
@@ -20,19 +33,26 @@ HELP = "run the consent pipeline (tag, gate, anonymize, route) exactly once"
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add worker options; every one also has a CONSENTGATE_* environment variable."""
     add_connection_args(parser)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="worker processes (default 1)"
+    )
+    parser.add_argument("--worker-index", type=non_negative_int, help=argparse.SUPPRESS)
     parser.add_argument("--group", help="consumer group id (default consentgate-pipeline)")
     parser.add_argument("--k", type=int, help="k-anonymity: distinct persons per group (10)")
     parser.add_argument(
-        "--max-delay", type=float, metavar="SECONDS", help="k-anonymity hold limit (60)"
+        "--max-delay",
+        type=non_negative_float,
+        metavar="SECONDS",
+        help="k-anonymity hold limit (60)",
     )
     parser.add_argument("--commit-interval-ms", type=int, help="transaction interval (500)")
     parser.add_argument("--min-policy-version", type=int, help="oldest accepted policy (1)")
     parser.add_argument("--guardian-age", type=int, help="guardian consent below this age (14)")
     parser.add_argument("--sink-bootstrap", help="output cluster, if not the source cluster")
     parser.add_argument(
-        "--metrics-port", type=int, help="first metrics port; worker i uses port+i (9400)"
+        "--metrics-port",
+        type=port_or_any,
+        help="first metrics port; worker i uses port+i; 0 for any free port (9400)",
     )
     parser.add_argument("--policy", help="anonymization policy file (the shipped one)")
     parser.add_argument(
@@ -49,24 +69,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start one worker here, or N child processes."""
-    if args.workers < 1:
-        from ingest.errors import UsageError
-
-        raise UsageError("--workers must be at least 1")
+    """Start one worker here, or N child processes; bad settings stop before either."""
     if args.workers > 1 and args.worker_index is None:
+        settings = _pipeline_settings(args, 0)  # one message here, not one per child
+        check_port_range("--metrics-port", settings.metrics_port, args.workers)
         return _supervise(args)
     return _run_worker(args)
 
 
-def _run_worker(args: argparse.Namespace) -> int:
-    from consumers.logs import configure_logging
+def _pipeline_settings(args: argparse.Namespace, index: int) -> PipelineSettings:
+    """The worker's settings from environment and flags; a bad value is a ConfigError."""
+    from consumers.anonymization_config import PolicyError, load_policy
     from consumers.settings import load_pipeline_settings
-    from consumers.worker import Worker
 
-    index = args.worker_index or 0
-    configure_logging(args.log_level, worker=index)
-    settings = load_pipeline_settings(
+    if args.policy is not None:
+        policy = Path(args.policy)
+        if not policy.is_file():
+            raise UsageError(f"--policy: no such file: {args.policy}")
+        try:
+            load_policy(policy)
+        except PolicyError as exc:
+            raise ConfigError(str(exc)) from None
+    return load_pipeline_settings(
         worker_index=index,
         group_id=args.group,
         k=args.k,
@@ -80,6 +104,15 @@ def _run_worker(args: argparse.Namespace) -> int:
         exactly_once=False if args.at_least_once else None,
         demo_mode=True if args.demo else None,
     )
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from consumers.logs import configure_logging
+    from consumers.worker import Worker
+
+    index = args.worker_index or 0
+    settings = _pipeline_settings(args, index)  # a mistake is the CLI's one line, not a log
+    configure_logging(args.log_level, worker=index)
     topics = topics_from_args(args)
     # Consumer groups carry the topic prefix like topics and transactional ids (see ACLs).
     settings.group_id = topics.prefix + settings.group_id

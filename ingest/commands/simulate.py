@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from ingest.commands.arguments import non_negative_int, port, positive_float, positive_int
 from ingest.commands.connection import (
     add_connection_args,
     instant_ms,
@@ -49,18 +50,20 @@ _MAX_LAG_S = 0.05
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add fleet size, bounds, rate, seed, start, output file and connection options."""
-    parser.add_argument("--users", type=int, default=2000, help="fleet size (default 2000)")
+    parser.add_argument(
+        "--users", type=positive_int, default=2000, help="fleet size (default 2000)"
+    )
     bound = parser.add_mutually_exclusive_group()
-    bound.add_argument("--events", type=int, metavar="N", help="stop after N events")
+    bound.add_argument("--events", type=non_negative_int, metavar="N", help="stop after N events")
     bound.add_argument(
         "--duration",
-        type=float,
+        type=positive_float,
         metavar="SECONDS",
         help=f"stop after SECONDS of traffic at --rate (default {DEFAULT_DURATION_S:g})",
     )
     parser.add_argument(
         "--rate",
-        type=float,
+        type=positive_float,
         default=1000.0,
         metavar="EVENTS_PER_S",
         help="events per second, held steady (default 1000)",
@@ -80,7 +83,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=port,
         metavar="PORT",
         help="serve the publishing metrics for Prometheus on this port while running",
     )
@@ -153,24 +156,21 @@ def _items(args: argparse.Namespace, start_ms: int) -> Iterator[Item]:
     return simulation.items(duration_ms=int(duration_s * 1000), rate_per_s=args.rate)
 
 
-def _check(args: argparse.Namespace) -> None:
-    if args.users < 1:
-        raise UsageError("--users must be at least 1")
-    if args.rate <= 0:
-        raise UsageError("--rate must be positive")
-    if args.events is not None and args.events < 0:
-        raise UsageError("--events must not be negative")
-    if args.duration is not None and args.duration <= 0:
-        raise UsageError("--duration must be positive")
+def _serve_metrics(metrics_port: int) -> None:
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(metrics_port)
+    except OSError as exc:
+        raise UsageError(f"--metrics-port {metrics_port}: {exc.strerror}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Write or publish the simulated items; exit 1 if any record was undelivered."""
-    _check(args)
+    if args.start is not None and args.start < 0:
+        raise UsageError("--start must be 1970-01-01 or later")
     if args.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(args.metrics_port)
+        _serve_metrics(args.metrics_port)
     if args.out is not None:
         start_ms = instant_ms(FIXED_START) if args.start is None else args.start
         tally = _write(args.out, _items(args, start_ms))
@@ -215,23 +215,34 @@ def _write(path: str, items: Iterator[Item]) -> Tally:
     return tally
 
 
-def publish_paced(publisher: Publisher, items: Iterator[Item], total: int | None = None) -> Tally:
-    """Send each item when its send offset is due (monotonic clock); flush and close at the end."""
+def publish_paced(
+    publisher: Publisher,
+    items: Iterator[Item],
+    total: int | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Tally:
+    """Send each item when its send offset is due (monotonic clock); flush and close at the end.
+
+    Never early (by more than _AHEAD_S); after a stall the schedule slips rather than
+    catching up in a burst, so the rate is a ceiling, never exceeded.
+    """
     tally = Tally()
     progress = Progress("simulate", total=total)
     failure: TransportError | None = None
-    started = time.monotonic()
+    started = clock()
     with _stop_on_signals() as stop:
         try:
             publisher.producer  # noqa: B018  connect before the clock starts
-            started = began = time.monotonic()
+            started = began = clock()
             for item in items:
                 due = began + item.send_offset_ms / 1000
-                late = time.monotonic() - due
+                late = clock() - due
                 if late > _MAX_LAG_S:  # a stall (e.g. the first metadata fetch): slip, no burst
                     began += late
                     due += late
-                _wait_until(due, stop)
+                _wait_until(due, stop, clock, sleep)
                 if stop.requested:
                     tally.interrupted = True
                     break
@@ -250,17 +261,19 @@ def publish_paced(publisher: Publisher, items: Iterator[Item], total: int | None
             except DeliveryError as exc:
                 tally.undelivered = exc.failed
                 failure = failure or exc
-    tally.elapsed_s = time.monotonic() - started
+    tally.elapsed_s = clock() - started
     if failure is not None:
         tally.undelivered = max(tally.undelivered, 1)
         print(f"simulate: {failure}", file=sys.stderr)
     return tally
 
 
-def _wait_until(due: float, stop: _StopFlag) -> None:
+def _wait_until(
+    due: float, stop: _StopFlag, clock: Callable[[], float], sleep: Callable[[float], None]
+) -> None:
     """Sleep in small steps until `due` (monotonic seconds) or a stop request."""
     while not stop.requested:
-        ahead = due - time.monotonic()
+        ahead = due - clock()
         if ahead <= _AHEAD_S:
             return
-        time.sleep(min(ahead, _SLEEP_STEP_S))
+        sleep(min(ahead, _SLEEP_STEP_S))

@@ -7,6 +7,7 @@ import json
 import sys
 
 from consumers.reader import ReaderError, read_anonymized, resolve_topic
+from ingest.commands.arguments import non_negative_int, positive_float
 from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
 from ingest.errors import UsageError
 
@@ -22,11 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--from-beginning", action="store_true", help="start at the oldest record, not the end"
     )
-    parser.add_argument("--max", type=int, metavar="N", help="stop after N records")
+    parser.add_argument("--max", type=non_negative_int, metavar="N", help="stop after N records")
     parser.add_argument("--follow", action="store_true", help="keep waiting for new records")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=5.0,
         metavar="SECONDS",
         help="stop after this long without a new record (default 5; ignored with --follow)",

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ingest.acl import load_acls
+from ingest.commands.arguments import int_between, positive_int
 from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
 from ingest.topics import ROLES, drift, load_topic_set
 
@@ -26,8 +27,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p = sub.add_parser(action, help=text, description=text)
         add_connection_args(p)
         if action in ("create", "check"):
-            p.add_argument("--partitions", type=int, help="override partitions")
-            p.add_argument("--replication", type=int, help="override replication factor")
+            p.add_argument("--partitions", type=positive_int, help="override partitions")
+            p.add_argument(
+                "--replication",
+                type=int_between(1, 32767),  # Kafka's replication factor is a 16-bit count
+                help="override replication factor",
+            )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -70,6 +70,7 @@ class ConfluentAdmin:
         try:
             return self._a.list_topics(timeout=METADATA_TIMEOUT_S)
         except ck.KafkaException as exc:
+            self._a.poll(0)  # serve error callbacks: a refused login maps to AuthenticationError
             raise map_confluent_error(exc, "list topics failed") from exc
 
     def create_topics(self, specs: Iterable[TopicSpec]) -> dict[str, bool]:

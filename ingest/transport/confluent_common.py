@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import confluent_kafka as ck
 
 from ingest.config import KafkaSettings
-from ingest.errors import ConfigError, TransportError
+from ingest.errors import AuthenticationError, ConfigError, TransportError
 from ingest.transport.base import (
     TopicPartition,
 )
@@ -31,6 +32,11 @@ QUEUE_FULL_WAIT_S = 0.05
 # fencing seen on a delivery report, came first): it can do nothing more, as if fenced.
 _FENCED = ("FENCED", "INVALID_PRODUCER_EPOCH", "INVALID_PRODUCER_ID_MAPPING", "_FATAL")
 _UNREACHABLE = ("TIMED_OUT", "_TRANSPORT", "ALL_BROKERS_DOWN", "_RESOLVE", "NOT_COORDINATOR")
+# librdkafka reports refused credentials only to the error callback and keeps retrying, so
+# the call that gives up says "timed out" / "_TRANSPORT". Within this many seconds of such a
+# report, an unreachable-class error is the authentication failure (confluent-kafka-python#1034).
+AUTH_FAILURE_WINDOW_S = 60.0
+_auth_failed_at: float | None = None
 
 
 def map_confluent_error(exc: BaseException, what: str) -> TransportError:
@@ -42,11 +48,17 @@ def map_confluent_error(exc: BaseException, what: str) -> TransportError:
     message = f"{what}: {name}"
     if any(f in name for f in _FENCED) or err.fatal():
         return FencedError(message)
-    if "AUTHORIZATION" in name or "AUTHENTICATION" in name or "SASL" in name:
+    if "AUTHENTICATION" in name or "SASL" in name:
+        return AuthenticationError(message)
+    if "AUTHORIZATION" in name:
         return AuthorizationError(message)
     if err.txn_requires_abort():
         return TransactionError(message)
     if any(u in name for u in _UNREACHABLE):
+        if _auth_failed_at is not None and time.monotonic() - _auth_failed_at < (
+            AUTH_FAILURE_WINDOW_S
+        ):
+            return AuthenticationError(f"{message} after _AUTHENTICATION")
         return UnreachableError(message)
     if "TXN" in name or "TRANSACTION" in name or "_STATE" in name:
         return TransactionError(message)
@@ -55,6 +67,9 @@ def map_confluent_error(exc: BaseException, what: str) -> TransportError:
 
 def _on_error(err: Any) -> None:
     """librdkafka's global error callback: client-level errors, mostly transient."""
+    global _auth_failed_at
+    if err.code() == ck.KafkaError._AUTHENTICATION:
+        _auth_failed_at = time.monotonic()
     log.warning("librdkafka error: %s (fatal: %s)", err.name(), err.fatal())
 
 

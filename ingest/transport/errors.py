@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.errors import TransportError
+from ingest.errors import AuthenticationError, TransportError
 
 
 class FencedError(TransportError):
@@ -32,7 +32,9 @@ def map_error(exc: BaseException, what: str) -> TransportError:
     message = f"{what}: {name}"
     if "Fenced" in name or "InvalidProducerEpoch" in name:
         return FencedError(message)
-    if "Authorization" in name or "Authentication" in name:
+    if "Authentication" in name:  # e.g. SaslAuthenticationFailedError: wrong credentials
+        return AuthenticationError(message)
+    if "Authorization" in name:
         return AuthorizationError(message)
     if "Timeout" in name or "NoBrokersAvailable" in name:
         return UnreachableError(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,10 @@ def test_secrets_are_required_from_the_environment_not_written_in_the_file() -> 
 def test_worker_environment_is_accepted_by_the_pipeline_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    given = {"CONSENTGATE_KANON_PERSON_KEY": "k" * 32, "CONSENTGATE_TOPIC_PREFIX": ""}
+    given = {
+        "CONSENTGATE_KANON_PERSON_KEY": secrets.token_urlsafe(32),
+        "CONSENTGATE_TOPIC_PREFIX": "",
+    }
     for worker in _workers().values():
         for key, value in worker["environment"].items():
             monkeypatch.setenv(key, _interpolate(str(value), given))

@@ -3,6 +3,7 @@ safe timings, and match the settings the code reads."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -245,7 +246,7 @@ def test_every_setting_in_the_manifests_is_one_the_code_reads() -> None:
 def test_configmap_values_are_accepted_by_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in _manifests()["ConfigMap"]["data"].items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("CONSENTGATE_KANON_PERSON_KEY", "k" * 32)
+    monkeypatch.setenv("CONSENTGATE_KANON_PERSON_KEY", secrets.token_urlsafe(32))
     monkeypatch.setenv("CONSENTGATE_SASL_PASSWORD", "not-a-real-password")
     pipeline = load_pipeline_settings()
     kafka = load_settings()
