@@ -7,8 +7,10 @@ as Kafka timestamp the start of the released time bucket (SPEC section 7).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
+import struct
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +32,24 @@ SOURCE_TOPIC = "source-topic"
 SOURCE_PARTITION = "source-partition"
 SOURCE_OFFSET = "source-offset"
 
+# The dead letter's byte budget (SPEC 9): whatever a rejected record holds, its dead
+# letter stays far below the producer's 1 MiB request limit, so sending it cannot fail
+# and the worker can never abort, rewind and meet the same record again forever.
+DEAD_LETTER_PAYLOAD_CAP = 256 * 1024
+"""A rejected value of at most this many bytes is kept (and can be replayed); a larger
+one leaves only its size and SHA-256 digest (`payload_truncated`)."""
+DEAD_LETTER_KEY_CAP = 4 * 1024
+"""A key (a user id: at most 512 characters) of at most this many bytes is kept, and keys
+the dead letter; a larger one leaves its size and digest, and the digest keys the letter."""
+DEAD_LETTER_HEADERS_CAP = 16 * 1024
+"""Headers are kept when their names and values, plus 8 bytes per header, fit this."""
+DEAD_LETTER_TEXT_CAP = 256
+"""Stage, error class and reason are cut to this many UTF-8 bytes (they never hold values)."""
+DEAD_LETTER_MAX_BYTES = 320 * 1024
+"""Upper bound of a dead letter's key + value + headers: the caps above plus metadata."""
+_HEADER_OVERHEAD = 8
+_NULL_LENGTH = b"\xff\xff\xff\xff"
+
 
 @dataclass(frozen=True, slots=True)
 class OutRecord:
@@ -41,6 +61,24 @@ class OutRecord:
     headers: Headers
     partition: int | None = None
     timestamp_ms: int | None = None
+
+
+def _capped_text(text: str) -> str:
+    """`text` cut to DEAD_LETTER_TEXT_CAP UTF-8 bytes, never inside a character."""
+    data = text.encode()
+    if len(data) <= DEAD_LETTER_TEXT_CAP:
+        return text
+    return data[:DEAD_LETTER_TEXT_CAP].decode(errors="ignore")
+
+
+def _headers_digest(headers: Headers) -> bytes:
+    """SHA-256 of headers as the dead-letter schema documents it (length-prefixed, in order)."""
+    digest = hashlib.sha256()
+    for name, value in headers:
+        encoded = name.encode()
+        digest.update(struct.pack(">I", len(encoded)) + encoded)
+        digest.update(_NULL_LENGTH if value is None else struct.pack(">I", len(value)) + value)
+    return digest.digest()
 
 
 def new_anon_id() -> str:
@@ -116,31 +154,65 @@ class Router:
         )
 
     def dead_letter(self, rejected: Rejected, now_ms: int) -> OutRecord:
-        """The raw bytes in an envelope, with stage, error class and source position headers."""
+        """The rejected record in an envelope within DEAD_LETTER_MAX_BYTES, with position headers.
+
+        Key, headers and payload are kept as they were when they fit their caps, so the
+        record can be replayed; otherwise only their size and SHA-256 digest remain. The
+        letter is keyed by the raw key (the user id), or by its digest when the key was cut,
+        and carries the raw record's timestamp: it expires with the raw record.
+        """
         msg = rejected.msg
+        stage = _capped_text(rejected.stage)
+        error_class = _capped_text(rejected.error_class)
+        reason = _capped_text(rejected.reason)
+        key = msg.key
+        key_cut = key is not None and len(key) > DEAD_LETTER_KEY_CAP
+        key_sha256 = hashlib.sha256(key).digest() if key is not None and key_cut else None
+        payload = msg.value
+        payload_cut = payload is not None and len(payload) > DEAD_LETTER_PAYLOAD_CAP
+        raw_headers = msg.headers or []
+        headers_size = sum(
+            len(name.encode()) + len(value or b"") + _HEADER_OVERHEAD for name, value in raw_headers
+        )
+        headers_cut = headers_size > DEAD_LETTER_HEADERS_CAP
+        kept_headers = [] if headers_cut else [{"name": n, "value": v} for n, v in raw_headers]
         envelope = {
-            "stage": rejected.stage,
-            "error_class": rejected.error_class,
-            "reason": rejected.reason,
+            "stage": stage,
+            "error_class": error_class,
+            "reason": reason,
             "source_topic": msg.topic,
             "source_partition": msg.partition,
             "source_offset": msg.offset,
             "source_timestamp": msg.timestamp_ms if msg.timestamp_ms >= 0 else None,
             "failed_at": now_ms,
-            "key": msg.key,
-            "payload": msg.value,
+            "key": None if key_cut else key,
+            "payload": None if payload_cut else payload,
+            "key_size": None if key is None else len(key),
+            "key_truncated": key_cut,
+            "key_sha256": key_sha256,
+            "headers": kept_headers,
+            "headers_size": headers_size,
+            "headers_truncated": headers_cut,
+            "headers_sha256": _headers_digest(raw_headers) if headers_cut else None,
+            "payload_size": None if payload is None else len(payload),
+            "payload_truncated": payload_cut,
+            "payload_sha256": None if payload is None else hashlib.sha256(payload).digest(),
         }
         headers = [
             (EVENT_TYPE, b"dead_letter"),
-            (DLQ_STAGE, rejected.stage.encode()),
-            (DLQ_ERROR, rejected.error_class.encode()),
-            (DLQ_REASON, rejected.reason.encode()),
+            (DLQ_STAGE, stage.encode()),
+            (DLQ_ERROR, error_class.encode()),
+            (DLQ_REASON, reason.encode()),
             (SOURCE_TOPIC, msg.topic.encode()),
             (SOURCE_PARTITION, str(msg.partition).encode()),
             (SOURCE_OFFSET, str(msg.offset).encode()),
         ]
         value = self._codec.encode("dead_letter", envelope)
-        return OutRecord(self._topics.name("dead_letter"), msg.key, value, headers)
+        stamp = msg.timestamp_ms if msg.timestamp_ms >= 0 else None
+        letter_key = key_sha256 if key_cut else key
+        return OutRecord(
+            self._topics.name("dead_letter"), letter_key, value, headers, timestamp_ms=stamp
+        )
 
     def erasure(self, user_id: str, cancelled_at: int, now_ms: int) -> OutRecord:
         """One erasure request for a cancelled account, keyed by its user id."""

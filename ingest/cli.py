@@ -40,6 +40,7 @@ COMMANDS: tuple[str, ...] = (
     "ingest.commands.tail",
     "ingest.commands.demo",
     "ingest.commands.simulate",
+    "ingest.commands.dlq",
 )
 
 EXIT_OK = 0

@@ -1,4 +1,10 @@
-"""The declarative topic set: names, partitions, replication, compaction and retention."""
+"""The declarative topic set: names, partitions, replication, compaction and retention.
+
+A topic with a retention also gets `segment.ms` (`segment_ms_for`): Kafka deletes
+whole closed segments only, and its default segment lasts 7 days, so without it a
+record of a 1-day topic could live 8 days. With it, a record outlives its retention
+by at most one segment (an hour for 1 day) plus the broker's 5-minute check.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,14 @@ from ingest.transport.base import TopicInfo, TopicSpec
 
 TOPICS_FILE = Path(__file__).with_name("topics.toml")
 
+HOUR_MS = 3_600_000
+
+
+def segment_ms_for(retention_ms: int) -> int:
+    """A 24th of the retention, between an hour and a day."""
+    return max(HOUR_MS, min(retention_ms // 24, 24 * HOUR_MS))
+
+
 Role = Literal[
     "raw_device",
     "raw_log",
@@ -26,6 +40,7 @@ Role = Literal[
     "dead_letter",
     "erasure",
     "kanon_pending",
+    "dead_letter_replays",
 ]
 ROLES: tuple[Role, ...] = get_args(Role)
 # Config keys the project sets and `topics check` compares.
@@ -102,6 +117,7 @@ def load_topic_set(
         configs: dict[str, str] = {"cleanup.policy": entry.cleanup_policy}
         if entry.retention_ms is not None:
             configs["retention.ms"] = str(entry.retention_ms)
+            configs["segment.ms"] = str(segment_ms_for(entry.retention_ms))
         specs[role] = TopicSpec(
             name=prefix + entry.name,
             partitions=partitions or entry.partitions or parsed.defaults.partitions,

@@ -290,8 +290,15 @@ class AnonymizedLogEvent(_AnonymizedCommon):
     message: str | None = None
 
 
+class DeadLetterHeader(AvroModel):
+    """One header of a dead-lettered record."""
+
+    name: str
+    value: bytes | None = None
+
+
 class DeadLetter(AvroModel):
-    """Envelope of an input the pipeline could not decode or judged invalid."""
+    """Envelope of an input the pipeline could not decode or judged invalid (within caps)."""
 
     schema_name: ClassVar[str] = "dead_letter"
 
@@ -305,6 +312,16 @@ class DeadLetter(AvroModel):
     failed_at: EpochMs
     key: bytes | None = None
     payload: bytes | None = None
+    key_size: Count | None = None
+    key_truncated: bool = False
+    key_sha256: bytes | None = None
+    headers: list[DeadLetterHeader] = Field(default_factory=list)
+    headers_size: Count = 0
+    headers_truncated: bool = False
+    headers_sha256: bytes | None = None
+    payload_size: Annotated[AvroLong, Field(ge=0)] | None = None
+    payload_truncated: bool = False
+    payload_sha256: bytes | None = None
 
 
 class ErasureRequest(AvroModel):

@@ -1,8 +1,9 @@
 """SPEC 11 on a real broker with SASL/PLAIN and the KRaft StandardAuthorizer.
 
 Producers may only write raw topics; the pipeline reads raw and consent and
-writes mainland topics; analysts may only read the anonymized topics. The
-ACLs come from deploy/acl/acls.toml through `consentgate topics acls`.
+writes mainland topics; analysts may only read the anonymized topics;
+operations read dead letters and replay them to raw topics through their replay
+log. The ACLs come from deploy/acl/acls.toml through `consentgate topics acls`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from consumers.consent_changes import (
     GrantPurpose,
     apply_change,
 )
+from consumers.pipeline import Rejected
+from consumers.route import Router
 from ingest.broker import LocalBroker
+from ingest.commands.dlq import DLQ_TRANSACTIONAL_ID
 from ingest.config import KafkaSettings, load_settings
 from ingest.consent_client import ConsentClient
 from ingest.errors import DeliveryError
@@ -30,13 +34,20 @@ from ingest.fleet import Fleet
 from ingest.publisher import Publisher
 from ingest.simulate import Simulation
 from ingest.topics import ROLES, TopicSet, load_topic_set
-from ingest.transport import ConsumerOptions, ProducerOptions, TopicPartition, make_transport
+from ingest.transport import (
+    ConsumerOptions,
+    Message,
+    ProducerOptions,
+    TopicPartition,
+    make_transport,
+)
 from ingest.transport.errors import AuthorizationError
+from schemas.codec import Codec
 from tests.integration.worker_harness import metric_sum, start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.acl]
 
-USERS = ("admin", "producer", "consent-service", "pipeline", "analyst")
+USERS = ("admin", "producer", "consent-service", "pipeline", "analyst", "consentgate-ops")
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +156,7 @@ def test_analyst_reads_only_anonymized_topics(
     assert _end_offsets(settings, topics.name("anon_device"))
     for role in ("raw_device", "raw_log", "consent", "dead_letter", "kanon_pending"):
         with pytest.raises(AuthorizationError):
-            _end_offsets(settings, topics.name(role))  # type: ignore[arg-type]
+            _end_offsets(settings, topics.name(role))
     admin = _as(bootstrap, passwords, "admin")
     assert _read_count(admin, topics.name("raw_log")) > 0
     assert _read_count(settings, topics.name("raw_log")) == 0
@@ -195,3 +206,74 @@ def test_pipeline_runs_with_only_its_own_grants(
         worker.stop()
     assert passwords["pipeline"] not in worker.log()
     assert all(topics.specs[r].name.startswith("acl.") for r in ROLES)
+
+
+def _dlq(bootstrap: str, password: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **_env(bootstrap, "consentgate-ops", password)}
+    return subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "dlq", *args, "--prefix", "acl."],
+        capture_output=True, text=True, env=env, timeout=180, check=False,
+    )  # fmt: skip
+
+
+def test_operations_show_and_replay_dead_letters_and_nothing_else(
+    secured: tuple[str, dict[str, str], TopicSet],
+) -> None:
+    bootstrap, passwords, topics = secured
+    admin = _as(bootstrap, passwords, "admin")
+    now = int(time.time() * 1000)
+    probe = b"\x00acl probe " + secrets.token_hex(4).encode()
+    raw = Message(topics.name("raw_log"), 1, 7, b"acl-ops-user", probe, [("event-type", b"x")], now)
+    letter = Router(Codec(), topics, {}).dead_letter(
+        Rejected(raw, "decode", "DecodeError", "acl_probe"), now
+    )
+    writer = make_transport(admin).producer(ProducerOptions(linger_ms=0))
+    try:  # as the pipeline would have written it; this test is about operations' grants
+        writer.send(letter.topic, letter.value, key=letter.key, headers=letter.headers)
+        writer.flush(30)
+    finally:
+        writer.close(5)
+
+    shown = _dlq(bootstrap, passwords["consentgate-ops"], "show", "--reason", "acl_probe")
+    assert shown.returncode == 0, shown.stderr
+    assert "dead letters: 1" in shown.stdout and "acl-ops-user" not in shown.stdout
+    for _ in range(2):
+        done = _dlq(bootstrap, passwords["consentgate-ops"], "replay", "--reason", "acl_probe")
+        assert done.returncode == 0, done.stderr
+    assert "dlq replay: 0 replayed, 1 already replayed" in done.stdout
+    consumer = make_transport(admin).consumer(ConsumerOptions(group_id=None))
+    try:
+        tp = TopicPartition(topics.name("raw_log"), 1)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        deadline = time.monotonic() + 30
+        copies: list[Message] = []
+        while time.monotonic() < deadline and not copies:
+            copies = [m for m in consumer.poll(500, 0.5) if m.value == probe]
+    finally:
+        consumer.close()
+    assert [(m.key, m.timestamp_ms) for m in copies] == [(b"acl-ops-user", now)]
+    assert passwords["consentgate-ops"] not in shown.stderr + done.stderr
+
+    ops = _as(bootstrap, passwords, "consentgate-ops")
+    assert _read_count(ops, topics.name("raw_log")) == 0, "replays raw records, never reads them"
+    for role in ("consent", "kanon_pending", "anon_device"):
+        with pytest.raises(AuthorizationError):
+            _end_offsets(ops, topics.name(role))
+    fast = ProducerOptions(delivery_timeout_ms=5000, request_timeout_ms=2000, linger_ms=0)
+    producer = make_transport(ops).producer(fast)
+    try:
+        producer.send(topics.name("dead_letter"), b"x", key=b"k")
+        with pytest.raises(DeliveryError):
+            producer.flush(15)
+    finally:
+        producer.close(5)
+    assert DLQ_TRANSACTIONAL_ID.startswith("consentgate-ops")
+    foreign = make_transport(ops).producer(
+        ProducerOptions(transactional_id="acl.consentgate-worker-0")
+    )
+    try:
+        with pytest.raises(AuthorizationError):
+            foreign.init_transactions(15)
+    finally:
+        foreign.close(5)

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from ingest.topics import ROLES, load_topic_set
+from ingest.topics import ROLES, Role, load_topic_set
 from ingest.transport import Transport
 
 pytestmark = pytest.mark.integration
@@ -30,20 +30,31 @@ def test_topics_create_twice_then_check_passes_and_consent_is_compacted(
     prefix = f"c{uuid.uuid4().hex[:8]}."
     first = _cli("topics", "create", "--prefix", prefix, bootstrap=kafka_bootstrap)
     assert first.returncode == 0, first.stderr
-    assert "9 created" in first.stderr
+    assert f"{len(ROLES)} created" in first.stderr
     second = _cli("topics", "create", "--prefix", prefix, bootstrap=kafka_bootstrap)
     assert second.returncode == 0, second.stderr
-    assert "0 created, 9 already present" in second.stderr
+    assert f"0 created, {len(ROLES)} already present" in second.stderr
     check = _cli("topics", "check", "--prefix", prefix, bootstrap=kafka_bootstrap)
     assert check.returncode == 0, check.stdout + check.stderr
 
     topics = load_topic_set(prefix=prefix)
     admin = transport.admin()
     try:
-        info = admin.describe_topics([topics.name("consent"), topics.name("raw_device")])
-        assert info[topics.name("consent")].configs["cleanup.policy"] == "compact"
-        assert info[topics.name("raw_device")].configs["retention.ms"] == "86400000"
-        assert info[topics.name("raw_device")].partitions == 6
+        roles: tuple[Role, ...] = (
+            "consent", "raw_device", "raw_log", "dead_letter", "dead_letter_replays",
+        )  # fmt: skip
+        found = admin.describe_topics(topics.name(r) for r in roles)
+        info = {r: found[topics.name(r)] for r in roles}
+        assert info["consent"].configs["cleanup.policy"] == "compact"
+        assert info["raw_device"].configs["retention.ms"] == "86400000"
+        # Dead letters hold raw records: they live no longer than the raw topics keep them.
+        assert info["dead_letter"].configs["retention.ms"] == "86400000"
+        assert info["raw_log"].configs["retention.ms"] == "86400000"
+        # Closed segments are what Kafka deletes: an hour each, so a day means about a day.
+        assert info["raw_device"].configs["segment.ms"] == "3600000"
+        assert info["dead_letter"].configs["segment.ms"] == "3600000"
+        assert info["dead_letter_replays"].configs["cleanup.policy"] == "compact"
+        assert info["raw_device"].partitions == 6
         admin.delete_topics(topics.specs[r].name for r in ROLES)
     finally:
         admin.close()

@@ -10,6 +10,7 @@ from typing import Any
 from kafka.admin import ACLOperation, ACLResourcePatternType, ResourceType
 
 from consumers.settings import PipelineSettings
+from ingest.commands.dlq import DLQ_TRANSACTIONAL_ID
 
 REPO = Path(__file__).resolve().parents[3]
 ACLS = REPO / "deploy" / "acl" / "acls.toml"
@@ -73,8 +74,14 @@ def test_topic_grants_are_literal_names_from_the_topic_file() -> None:
                 assert set(grant["names"]) <= known, (key, set(grant["names"]) - known)
 
 
-def test_the_four_principals_of_the_spec_exist() -> None:
-    assert set(_acls()["principals"]) == {"producer", "consent-service", "pipeline", "analyst"}
+def test_the_four_principals_of_the_spec_and_operations_exist() -> None:
+    assert set(_acls()["principals"]) == {
+        "producer",
+        "consent-service",
+        "pipeline",
+        "analyst",
+        "consentgate-ops",
+    }
 
 
 def test_analysts_read_only_topics_marked_analyst() -> None:
@@ -114,23 +121,51 @@ def test_the_pipeline_reads_raw_and_consent_and_writes_mainland_and_consent_stat
     assert {names["raw_device"], names["raw_log"], names["consent"]} <= grants["READ"]
     assert names["consent_changes"] in grants["READ"]
     mainland = {n for n in names.values() if n.startswith(marker)}
-    assert grants["WRITE"] == mainland | {names["consent"]}
+    assert grants["WRITE"] == mainland - {names["dead_letter_replays"]} | {names["consent"]}
     inputs = {names["raw_device"], names["raw_log"], names["consent"], names["consent_changes"]}
     assert grants["READ"] - inputs <= mainland
 
 
-def test_only_the_pipeline_reads_raw_and_restricted_topics() -> None:
+def test_only_the_pipeline_reads_raw_topics_and_the_checkpoint() -> None:
     names = _topic_names()
-    guarded = {names["raw_device"], names["raw_log"], names["dead_letter"], names["kanon_pending"]}
+    guarded = {names["raw_device"], names["raw_log"], names["kanon_pending"]}
     for key, ops in _topic_grants().items():
         if key != "pipeline":
             assert not ops["READ"] & guarded, key
 
 
-def test_every_topic_has_exactly_one_writing_principal() -> None:
-    for role, name in _topic_names().items():
+def test_only_operations_read_the_dead_letters_and_their_replay_log() -> None:
+    names = _topic_names()
+    for role in ("dead_letter", "dead_letter_replays"):
+        readers = {key for key, ops in _topic_grants().items() if names[role] in ops["READ"]}
+        assert readers == {"consentgate-ops"}, (role, readers)
+
+
+def test_every_topic_has_one_writing_principal_and_raw_topics_a_replaying_one() -> None:
+    names = _topic_names()
+    raw = {names["raw_device"], names["raw_log"]}
+    for role, name in names.items():
         writers = {key for key, ops in _topic_grants().items() if name in ops["WRITE"]}
-        assert len(writers) == 1, (role, writers)
+        if name in raw:
+            assert writers == {"producer", "consentgate-ops"}, (role, writers)
+        else:
+            assert len(writers) == 1, (role, writers)
+
+
+def test_operations_replay_to_raw_topics_only_under_their_own_transactional_ids() -> None:
+    names = _topic_names()
+    ops = _acls()["principals"]["consentgate-ops"]["grants"]
+    grants = _topic_grants()["consentgate-ops"]
+    assert grants["READ"] == {names["dead_letter"], names["dead_letter_replays"]}
+    assert grants["WRITE"] == {names["raw_device"], names["raw_log"], names["dead_letter_replays"]}
+    assert {g["resource"] for g in ops} == {"TOPIC", "TRANSACTIONAL_ID"}, "no group, no cluster"
+    (txn,) = [g for g in ops if g["resource"] == "TRANSACTIONAL_ID"]
+    assert txn["pattern"] == "PREFIXED" and set(txn["operations"]) == {"WRITE", "DESCRIBE"}
+    pipeline = _acls()["principals"]["pipeline"]["grants"]
+    worker_ids = [n for g in pipeline if g["resource"] == "TRANSACTIONAL_ID" for n in g["names"]]
+    for mine in txn["names"]:
+        assert not any(mine.startswith(w) or w.startswith(mine) for w in worker_ids)
+    assert DLQ_TRANSACTIONAL_ID.startswith(tuple(txn["names"]))
 
 
 def test_the_pipeline_holds_its_group_and_transactional_ids() -> None:

@@ -83,6 +83,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "failed_at": 1_700_000_000_000,
         "key": b"u-1",
         "payload": b"\x00\x01garbage",
+        "key_size": 3,
+        "headers": [{"name": "event-type", "value": b"device_event"}],
+        "headers_size": 30,
+        "payload_size": 9,
+        "payload_sha256": bytes(32),
     },
     "erasure_request": {
         "request_id": "r-1",
