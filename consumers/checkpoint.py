@@ -7,8 +7,10 @@ held records leave the window, each chunk that lost some is rewritten with
 what remains, or tombstoned once empty, again inside the transaction that
 released them. A crash or a rebalance therefore neither loses nor repeats a
 held record, and a transaction writes a few chunks, not one record per
-held event. A chunk holds at most MAX_CHUNK_ENTRIES records. Chunks hold
-level-0 anonymized records and opaque person tokens only.
+held event. A chunk holds at most MAX_CHUNK_ENTRIES records and MAX_CHUNK_BYTES
+bytes, well under the producer's 1 MiB limit whatever the records hold; a record
+too large to fit a chunk alone (`fits_checkpoint`) is never held (the worker
+suppresses it). Chunks hold level-0 anonymized records and opaque person tokens only.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from schemas.errors import DecodeError
 
 CHUNK_PREFIX = "chunk:"
 MAX_CHUNK_ENTRIES = 256
-"""About 700 bytes of JSON per held record: chunks stay far below Kafka's 1 MB message limit."""
+"""About 700 bytes of JSON per typical held record: about 180 KB per full chunk."""
+MAX_CHUNK_BYTES = 512 * 1024
+"""A chunk's encoded size never exceeds this, so a checkpoint write always fits a message."""
 
 
 class CheckpointError(DecodeError):
@@ -47,6 +51,7 @@ def _entry_json(entry: PendingEntry) -> dict[str, Any]:
         "partition": partition,
         "raw_ts": entry.raw_timestamp_ms,
         "added_ms": entry.added_ms,
+        "size": entry.size,
     }
 
 
@@ -58,9 +63,23 @@ def _raw_timestamp(item: dict[str, Any]) -> int:
     return int(meta[1]) if isinstance(meta, list) and len(meta) > 1 else -1
 
 
+def entry_bytes(entry: PendingEntry) -> bytes:
+    """One held record as it is stored inside a chunk (a JSON object)."""
+    return json.dumps(_entry_json(entry), separators=(",", ":")).encode()
+
+
+def fits_checkpoint(entry: PendingEntry) -> bool:
+    """True when `entry` alone fits a chunk, so it can be held across a restart."""
+    return len(entry_bytes(entry)) + 2 <= MAX_CHUNK_BYTES
+
+
+def _join(encoded: Iterable[bytes]) -> bytes:
+    return b"[" + b",".join(encoded) + b"]"
+
+
 def encode_chunk(entries: Iterable[PendingEntry]) -> bytes:
     """JSON bytes of one chunk of held records."""
-    return json.dumps([_entry_json(e) for e in entries], separators=(",", ":")).encode()
+    return _join(entry_bytes(e) for e in entries)
 
 
 def decode_chunk(value: bytes) -> list[PendingEntry]:
@@ -76,6 +95,7 @@ def decode_chunk(value: bytes) -> list[PendingEntry]:
                 source=(str(item["topic"]), int(item["partition"])),
                 raw_timestamp_ms=_raw_timestamp(item),
                 added_ms=int(item["added_ms"]),
+                size=int(item.get("size", 0)),
             )
             for item in items
         ]
@@ -85,11 +105,37 @@ def decode_chunk(value: bytes) -> list[PendingEntry]:
 
 @dataclass(frozen=True, slots=True)
 class ChunkWrite:
-    """One chunk to write (entries) or delete (entries is None) in the open transaction."""
+    """One chunk to write (entries, and `value` their encoding) or delete (entries is None)."""
 
     key: str
     partition: int
     entries: tuple[PendingEntry, ...] | None
+    value: bytes | None = None
+
+
+class OversizedEntryError(CheckpointError):
+    """A held record does not fit a chunk on its own (see `fits_checkpoint`)."""
+
+
+def _pack(entries: list[PendingEntry]) -> list[tuple[list[PendingEntry], bytes]]:
+    """Split entries into chunks of at most MAX_CHUNK_ENTRIES records and MAX_CHUNK_BYTES."""
+    chunks: list[tuple[list[PendingEntry], bytes]] = []
+    part: list[PendingEntry] = []
+    encoded: list[bytes] = []
+    size = 2
+    for entry in entries:
+        data = entry_bytes(entry)
+        if len(data) + 2 > MAX_CHUNK_BYTES:
+            raise OversizedEntryError(f"held record of {len(data)} bytes does not fit a chunk")
+        if part and (len(part) >= MAX_CHUNK_ENTRIES or size + 1 + len(data) > MAX_CHUNK_BYTES):
+            chunks.append((part, _join(encoded)))
+            part, encoded, size = [], [], 2
+        part.append(entry)
+        encoded.append(data)
+        size += len(data) + (1 if len(part) > 1 else 0)
+    if part:
+        chunks.append((part, _join(encoded)))
+    return chunks
 
 
 @dataclass(slots=True)
@@ -119,11 +165,10 @@ class CheckpointBook:
         for entry in added.values():
             by_source[source_of(entry)].append(entry)
         for (_topic, partition), entries in by_source.items():
-            for start in range(0, len(entries), MAX_CHUNK_ENTRIES):
-                part = entries[start : start + MAX_CHUNK_ENTRIES]
+            for part, value in _pack(entries):
                 key = CHUNK_PREFIX + part[0].pending_id
                 plan.new[key] = {e.pending_id: e for e in part}
-                plan.writes.append(ChunkWrite(key, partition, tuple(part)))
+                plan.writes.append(ChunkWrite(key, partition, tuple(part), value))
         losses: dict[str, set[str]] = defaultdict(set)
         for pending_id in removed:
             chunk = self._chunk_of.get(pending_id)
@@ -135,7 +180,8 @@ class CheckpointBook:
             partition = source_of(next(iter(held.values())))[1]
             if remaining:
                 plan.shrunk[key] = remaining
-                plan.writes.append(ChunkWrite(key, partition, tuple(remaining.values())))
+                kept = tuple(remaining.values())
+                plan.writes.append(ChunkWrite(key, partition, kept, encode_chunk(kept)))
             else:
                 plan.deleted.append(key)
                 plan.writes.append(ChunkWrite(key, partition, None))

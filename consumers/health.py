@@ -22,19 +22,24 @@ class HealthState:
 
     consent_loaded: bool = False
     residency_ok: bool = False
+    broker_connected: bool = False
     assigned: bool = False
     stopping: bool = False
     consent_writer_ok: bool = True
+    progressing: bool = True
+    """False while transactions keep failing, or one stays open past the stuck limit."""
     last_loop: float = field(default_factory=time.monotonic)
 
     def ready(self) -> bool:
-        """Consent table loaded, sink passed residency, consumer assigned, consent writer
-        running, not stopping."""
+        """Consent table loaded, sink reachable and passing residency, consumer assigned,
+        consent writer running, commits progressing, not stopping."""
         return (
             self.consent_loaded
             and self.residency_ok
+            and self.broker_connected
             and self.assigned
             and self.consent_writer_ok
+            and self.progressing
             and not self.stopping
         )
 
@@ -48,8 +53,10 @@ class HealthState:
             "ready": self.ready(),
             "consent_loaded": self.consent_loaded,
             "residency_ok": self.residency_ok,
+            "broker_connected": self.broker_connected,
             "assigned": self.assigned,
             "consent_writer_ok": self.consent_writer_ok,
+            "progressing": self.progressing,
             "stopping": self.stopping,
         }
 

@@ -13,6 +13,10 @@ The content is the whole visible record: every field but the fresh `anon_id`, an
 the Kafka timestamp, which is the start of the released time bucket (never the
 release instant). Released records leave in random order. No clock is read: time
 is always a parameter.
+
+Memory is capped: with `max_held` records or `max_held_bytes` bytes (raw record size
+plus ENTRY_OVERHEAD_BYTES each) exceeded, the largest pool is grouped at once, before
+its deadline, with the same rules; `ReleaseBatch.capped_*` count what left that way.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from schemas.errors import ConsentgateError
 
 Source = tuple[str, int]
 """The raw topic and partition a held record was consumed from."""
+
+ENTRY_OVERHEAD_BYTES = 1024
+"""Memory a held record costs beyond its raw size (objects, level-0 tuple, paths)."""
 
 
 class KAnonymityError(ConsentgateError):
@@ -50,6 +57,8 @@ class PendingEntry:
     source: Source
     raw_timestamp_ms: int = -1
     added_ms: int = 0
+    size: int = 0
+    """Bytes of the raw record it came from: what the window's byte cap counts."""
 
 
 @dataclass(slots=True)
@@ -70,6 +79,10 @@ class ReleaseBatch:
     released: list[Released] = field(default_factory=list)
     suppressed: list[PendingEntry] = field(default_factory=list)
     hold_times: list[int] = field(default_factory=list)
+    capped_released: int = 0
+    """Of `released`, how many left early because the window was at its cap."""
+    capped_suppressed: int = 0
+    """Of `suppressed`, how many were suppressed early because the window was at its cap."""
 
 
 @dataclass(slots=True)
@@ -97,6 +110,8 @@ class KAnonymityWindow:
         max_delay_ms: int = 60_000,
         rng: random.Random | None = None,
         margin_ms: int | None = None,
+        max_held: int | None = None,
+        max_held_bytes: int | None = None,
     ) -> None:
         if k < 1:
             raise KAnonymityError(f"k must be >= 1, got {k}")
@@ -105,6 +120,9 @@ class KAnonymityWindow:
         self.k = k
         self.max_delay_ms = max_delay_ms
         self.margin_ms = max_delay_ms // 60 if margin_ms is None else margin_ms
+        self.max_held = max_held
+        self.max_held_bytes = max_held_bytes
+        self._held_bytes = 0
         self.plans = dict(plans)
         self._rng: random.Random = rng if rng is not None else random.SystemRandom()
         self._pools: dict[str, _Pool] = {schema: _Pool() for schema in self.plans}
@@ -138,7 +156,9 @@ class KAnonymityWindow:
         dropped = []
         for pending_id in ids:
             schema = self._schema_of.pop(pending_id)
-            dropped.append(self._pools[schema].held.pop(pending_id).entry)
+            entry = self._pools[schema].held.pop(pending_id).entry
+            self._held_bytes -= entry.size + ENTRY_OVERHEAD_BYTES
+            dropped.append(entry)
         self.dropped_total += len(dropped)
         return dropped
 
@@ -152,6 +172,15 @@ class KAnonymityWindow:
             oldest = self._oldest(pool)
             if oldest is not None and oldest + due <= now_ms:
                 self._release_pool(self.plans[schema], pool, batch)
+        while self._over_cap():
+            # At the cap the largest pool is grouped now, before its deadline: it is
+            # generalized as far as its members need, and what no group can take is
+            # suppressed (a flood of one person's records ends there).
+            schema, pool = max(self._pools.items(), key=lambda item: len(item[1].held))
+            released, suppressed = len(batch.released), len(batch.suppressed)
+            self._release_pool(self.plans[schema], pool, batch)
+            batch.capped_released += len(batch.released) - released
+            batch.capped_suppressed += len(batch.suppressed) - suppressed
         self._rng.shuffle(batch.released)
         batch.hold_times = [now_ms - r.entry.added_ms for r in batch.released]
         batch.hold_times += [now_ms - e.added_ms for e in batch.suppressed]
@@ -160,6 +189,18 @@ class KAnonymityWindow:
         return batch
 
     # ---- observation ---------------------------------------------------------------------
+
+    @property
+    def held_bytes(self) -> int:
+        """The bytes the window's cap counts: raw size plus a fixed overhead per record."""
+        return self._held_bytes
+
+    def _over_cap(self) -> bool:
+        if not self._schema_of:
+            return False
+        return (self.max_held is not None and len(self._schema_of) > self.max_held) or (
+            self.max_held_bytes is not None and self._held_bytes > self.max_held_bytes
+        )
 
     @property
     def pending_count(self) -> int:
@@ -199,6 +240,7 @@ class KAnonymityWindow:
         heapq.heappush(pool.arrivals, (entry.added_ms, self._seq, entry.pending_id))
         self._schema_of[entry.pending_id] = entry.schema
         self._by_source.setdefault(entry.source, {})[entry.pending_id] = None
+        self._held_bytes += entry.size + ENTRY_OVERHEAD_BYTES
 
     def _oldest(self, pool: _Pool) -> int | None:
         arrivals = pool.arrivals
@@ -217,6 +259,7 @@ class KAnonymityWindow:
         for h in held:
             pending_id = h.entry.pending_id
             del self._schema_of[pending_id]
+            self._held_bytes -= h.entry.size + ENTRY_OVERHEAD_BYTES
             ids = self._by_source[h.entry.source]
             del ids[pending_id]
             if not ids:

@@ -77,7 +77,7 @@ HOLD_SECONDS = Histogram(
 BATCH_SECONDS = Histogram(
     "consentgate_batch_duration_seconds",
     "Time to process and commit one batch.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 E2E_SECONDS = Histogram(
     "consentgate_end_to_end_latency_seconds",
@@ -116,6 +116,11 @@ RESIDENCY_VIOLATIONS = Counter(
 )
 READY = Gauge("consentgate_ready", "1 when the worker is ready (see /readyz).")
 ASSIGNED = Gauge("consentgate_assigned_partitions", "Raw partitions assigned to this worker.")
+TEXT_WITHHELD = Counter(
+    "consentgate_text_withheld_total",
+    "Free-text fields withheld because they exceed the scrubber's size cap, by field.",
+    ["field"],
+)
 BROKER_CONNECTED = Gauge(
     "consentgate_broker_connected",
     "1 while the worker reaches the cluster (its last metadata request or commit succeeded).",

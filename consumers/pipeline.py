@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.anonymize import AnonymizationError, Anonymizer
+from consumers.anonymize import TOO_LONG, AnonymizationError, Anonymizer
 from consumers.consent import ConsentRules, gate
 from consumers.consent_table import ConsentTable
 from consumers.kanon import PendingEntry
@@ -23,6 +23,8 @@ from schemas.codec import Codec
 from schemas.errors import DecodeError
 
 MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000
+MAX_RAW_RECORD_BYTES = 512 * 1024
+"""A raw record larger than this is dead-lettered undecoded (settings.max_raw_record_bytes)."""
 
 
 @dataclass(slots=True)
@@ -56,6 +58,7 @@ class BatchOutcome:
     tags: Counter[str] = field(default_factory=Counter)
     pii_found: Counter[str] = field(default_factory=Counter)
     minors: Counter[str] = field(default_factory=Counter)
+    text_withheld: Counter[str] = field(default_factory=Counter)
 
 
 class Pipeline:
@@ -68,6 +71,7 @@ class Pipeline:
         anonymizer: Anonymizer,
         person_key: bytes,
         schema_of_topic: Mapping[str, str],
+        max_raw_bytes: int = MAX_RAW_RECORD_BYTES,
     ) -> None:
         self._codec = codec
         self._rules = rules
@@ -77,6 +81,11 @@ class Pipeline:
             person_key if len(person_key) <= 64 else hashlib.blake2b(person_key).digest()
         )
         self._schema_of_topic = dict(schema_of_topic)
+        self._max_raw_bytes = max_raw_bytes
+
+    def schema_of(self, topic: str) -> str | None:
+        """The input schema of a raw topic (None for a topic the pipeline does not read)."""
+        return self._schema_of_topic.get(topic)
 
     def person(self, user_id: str) -> str:
         """Opaque keyed token for a user: distinct persons stay distinct, ids never appear."""
@@ -107,6 +116,10 @@ class Pipeline:
                 out.rejected.append(Rejected(item.msg, "anonymize", type(exc).__name__, exc.reason))
                 continue
             out.pii_found.update(result.pii_found)
+            if result.issues:
+                for name, issue in result.issues.items():
+                    if issue == TOO_LONG:
+                        out.text_withheld[name] += 1
             msg = item.msg
             out.anonymized.append(
                 PendingEntry(
@@ -117,6 +130,7 @@ class Pipeline:
                     source=(msg.topic, msg.partition),
                     raw_timestamp_ms=msg.timestamp_ms,
                     added_ms=now_ms,
+                    size=len(msg.value or b""),
                 )
             )
         return out
@@ -134,6 +148,9 @@ class Pipeline:
             out.consumed[schema] += 1
             if msg.value is None:
                 out.rejected.append(Rejected(msg, "decode", "EmptyValue", "empty_value"))
+                continue
+            if len(msg.value) > self._max_raw_bytes:
+                out.rejected.append(Rejected(msg, "decode", "OversizedRecord", "oversized_record"))
                 continue
             try:
                 event = decode_as(msg.value, schema)

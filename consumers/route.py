@@ -153,13 +153,15 @@ class Router:
             topic, None, value, self._fixed[schema], partition=partition, timestamp_ms=stamp
         )
 
-    def dead_letter(self, rejected: Rejected, now_ms: int) -> OutRecord:
+    def dead_letter(self, rejected: Rejected, now_ms: int, *, strip: bool = False) -> OutRecord:
         """The rejected record in an envelope within DEAD_LETTER_MAX_BYTES, with position headers.
 
         Key, headers and payload are kept as they were when they fit their caps, so the
         record can be replayed; otherwise only their size and SHA-256 digest remain. The
         letter is keyed by the raw key (the user id), or by its digest when the key was cut,
-        and carries the raw record's timestamp: it expires with the raw record.
+        and carries the raw record's timestamp: it expires with the raw record. `strip`
+        keeps only sizes and digests of payload and headers (a record set aside because
+        even its dead letter failed).
         """
         msg = rejected.msg
         stage = _capped_text(rejected.stage)
@@ -169,12 +171,12 @@ class Router:
         key_cut = key is not None and len(key) > DEAD_LETTER_KEY_CAP
         key_sha256 = hashlib.sha256(key).digest() if key is not None and key_cut else None
         payload = msg.value
-        payload_cut = payload is not None and len(payload) > DEAD_LETTER_PAYLOAD_CAP
+        payload_cut = payload is not None and (strip or len(payload) > DEAD_LETTER_PAYLOAD_CAP)
         raw_headers = msg.headers or []
         headers_size = sum(
             len(name.encode()) + len(value or b"") + _HEADER_OVERHEAD for name, value in raw_headers
         )
-        headers_cut = headers_size > DEAD_LETTER_HEADERS_CAP
+        headers_cut = headers_size > DEAD_LETTER_HEADERS_CAP or (strip and bool(raw_headers))
         kept_headers = [] if headers_cut else [{"name": n, "value": v} for n, v in raw_headers]
         envelope = {
             "stage": stage,
@@ -228,7 +230,10 @@ class Router:
 
     def checkpoint_chunk(self, write: ChunkWrite) -> OutRecord:
         """A chunk of held records (or its tombstone) to the checkpoint partition of its source."""
-        value = None if write.entries is None else encode_chunk(write.entries)
+        if write.entries is None:
+            value = None
+        else:
+            value = write.value if write.value is not None else encode_chunk(write.entries)
         return OutRecord(
             self._topics.name("kanon_pending"),
             write.key.encode(),

@@ -32,6 +32,8 @@ class Txn:
     pii: Counter[str] = field(default_factory=Counter)
     minors: Counter[str] = field(default_factory=Counter)
     generalized: Counter[str] = field(default_factory=Counter)
+    capped: Counter[str] = field(default_factory=Counter)
+    text_withheld: Counter[str] = field(default_factory=Counter)
     suppressed: int = 0
     hold_ms: list[int] = field(default_factory=list)
     e2e_base: list[tuple[int, int]] = field(default_factory=list)  # (raw ts, hold ms)
@@ -47,6 +49,7 @@ class Txn:
         self.tags.update(outcome.tags)
         self.pii.update(outcome.pii_found)
         self.minors.update(outcome.minors)
+        self.text_withheld.update(outcome.text_withheld)
         for rejected in outcome.rejected:
             self.dead[rejected.reason] += 1
 
@@ -72,6 +75,10 @@ class Txn:
             m.MINORS.labels(outcome).inc(n)
         for level, n in self.generalized.items():
             m.GENERALIZED.labels(level).inc(n)
+        for name, n in self.text_withheld.items():
+            m.TEXT_WITHHELD.labels(name).inc(n)
+        for action, n in self.capped.items():
+            m.KANON_CAPPED.labels(action).inc(n)
         if self.suppressed:
             m.SUPPRESSED.inc(self.suppressed)
         if self.erased:

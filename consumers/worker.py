@@ -8,6 +8,17 @@ Order inside one transaction (exactly-once mode):
   send the consumed offsets to the transaction, commit.
 A failed transaction is aborted and the worker rewinds to the last commit:
 consumer positions from the committed offsets, the window from its checkpoint.
+
+No record can stall the worker. Raw records over `max_raw_record_bytes` are
+dead-lettered undecoded; held records too large for a checkpoint chunk are
+suppressed; the window is capped in records and bytes. After `max_batch_failures`
+failed transactions in a row the worker goes careful: one raw record per
+transaction, so a record that still fails alone, on a reachable cluster, is known
+to be the cause; it is dead-lettered (`unprocessable`) with its offset in a
+transaction of its own, and the worker moves on. If even that fails, the worker
+stops with exit status 1 rather than loop. The sink's reachability and residency
+are re-checked by a `ClusterWatch` thread; nothing is produced or committed while
+its last check failed.
 """
 
 from __future__ import annotations
@@ -21,14 +32,21 @@ from collections.abc import Sequence
 from consumers import metrics as m
 from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
-from consumers.checkpoint import CheckpointBook, CheckpointError, decode_chunk, source_of
+from consumers.checkpoint import (
+    CheckpointBook,
+    CheckpointError,
+    decode_chunk,
+    fits_checkpoint,
+    source_of,
+)
+from consumers.cluster_watch import ClusterWatch
 from consumers.consent import ConsentRules
 from consumers.consent_feed import ConsentFeed
 from consumers.consent_writer import ConsentWriter
 from consumers.erasure import ErasureLedger
 from consumers.health import HealthServer, HealthState
 from consumers.kanon import DuplicatePendingError, KAnonymityWindow, PendingEntry
-from consumers.pipeline import Pipeline
+from consumers.pipeline import Pipeline, Rejected
 from consumers.release_policy import ReleasePlan
 from consumers.residency import check_residency
 from consumers.route import OutRecord, Router
@@ -47,8 +65,19 @@ from schemas.registry import default_registry
 log = logging.getLogger(__name__)
 
 SUPPRESSED_REASON = "kanon_suppressed"
+OVERSIZED_HELD_REASON = "kanon_oversized"
 REDELIVERED_REASON = "redelivered_duplicate"
+UNPROCESSABLE_REASON = "unprocessable"
 LAG_EVERY_S = 5.0
+CAREFUL_MAX_RECORDS = 5_000
+"""At most this many raw records are taken one per transaction after repeated failures."""
+SAFE_HELD_RAW_BYTES = 48 * 1024
+"""A held record from a raw record this small always fits a checkpoint chunk (JSON
+escaping grows text at most six-fold); larger ones are measured."""
+
+
+class WorkerStuckError(Exception):
+    """The worker cannot make progress: a record failed alone and could not be set aside."""
 
 
 class Worker:
@@ -92,12 +121,20 @@ class Worker:
             Anonymizer(policy, scrub),
             settings.person_key(),
             {topics.name("raw_device"): "device_event", topics.name("raw_log"): "log_event"},
+            max_raw_bytes=settings.max_raw_record_bytes,
         )
         self._kanon = KAnonymityWindow(
-            plans, k=settings.k, max_delay_ms=settings.kanon_max_delay_ms, rng=random.SystemRandom()
+            plans,
+            k=settings.k,
+            max_delay_ms=settings.kanon_max_delay_ms,
+            rng=random.SystemRandom(),
+            max_held=settings.kanon_max_held,
+            max_held_bytes=settings.kanon_max_held_bytes,
         )
         self._raw_topics = [topics.name("raw_device"), topics.name("raw_log")]
         self.health = HealthState()
+        # Read at each scrape, like /readyz: a loop blocked on the cluster cannot leave it stale.
+        m.READY.set_function(lambda: 1.0 if self.health.ready() else 0.0)
         self.stop_event = threading.Event()
         self._feed: ConsentFeed | None = None
         self._writer: ConsentWriter | None = None
@@ -113,6 +150,12 @@ class Worker:
         self._erasures = ErasureLedger()
         self._last_lag = 0.0
         self.server: HealthServer | None = None
+        self._watch: ClusterWatch | None = None
+        self._watch_thread: threading.Thread | None = None
+        self._producer_broken = False
+        self._failures = 0  # failed transactions since the last commit
+        self._careful = 0  # raw records still to take one per transaction
+        self._polled: list[Message] = []  # what the open transaction consumed, when careful
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -124,6 +167,7 @@ class Worker:
             self.server = HealthServer(self.health, s.metrics_host, port)
             self.server.start()
             log.info("metrics endpoint up", extra={"port": self.server.port})
+        m.LAST_COMMIT.set(time.time())
         try:
             if not self._wait_for_residency():
                 return 0
@@ -144,17 +188,7 @@ class Worker:
             )
             if s.consent_writer:
                 self._start_consent_writer()
-            self._producer = self._sink.producer(
-                ProducerOptions(
-                    transactional_id=(
-                        s.transactional_id(self.topics.prefix) if s.exactly_once else None
-                    ),
-                    linger_ms=5,
-                    batch_size=1024 * 1024,
-                )
-            )
-            if s.exactly_once:
-                self._producer.init_transactions()
+            self._producer = self._new_producer()
             self._consumer = self._source.consumer(
                 ConsumerOptions(
                     group_id=s.group_id,
@@ -169,10 +203,40 @@ class Worker:
         except FencedError:
             log.error("fenced: another worker with this transactional id took over")
             return 3
+        except WorkerStuckError as exc:
+            log.error("worker stopped: it cannot make progress", extra={"problem": str(exc)})
+            return 1
         finally:
             self.health.stopping = True
-            m.READY.set(0)
             self._shutdown()
+
+    def _new_producer(self) -> Producer:
+        """The sink producer; in exactly-once mode its transactions are initialized, which
+        fences any earlier producer of this worker's transactional id."""
+        s = self.settings
+        producer = self._sink.producer(
+            ProducerOptions(
+                transactional_id=(
+                    s.transactional_id(self.topics.prefix) if s.exactly_once else None
+                ),
+                linger_ms=5,
+                batch_size=1024 * 1024,
+            )
+        )
+        if s.exactly_once:
+            producer.init_transactions()
+        return producer
+
+    def _renew_producer(self) -> None:
+        """Replace a producer that a failed send may have left in a broken state."""
+        old, self._producer = self._producer, None
+        if old is not None:
+            try:
+                old.close(0)
+            except TransportError:
+                log.warning("closing the old producer failed")
+        self._producer = self._new_producer()
+        self._producer_broken = False
 
     def _start_consent_writer(self) -> None:
         """Fold published consent changes in a thread of this process (consumers.consent_writer)."""
@@ -216,27 +280,27 @@ class Worker:
             probe.close()
 
     def _wait_for_residency(self) -> bool:
-        """Fail closed: produce nothing until the sink passes the residency check."""
+        """Start the cluster watch; fail closed: produce nothing until the sink passes."""
+        s = self.settings
+        targets = self._router.targets()
+        self._watch = ClusterWatch(
+            self._sink,
+            lambda brokers: check_residency(
+                brokers, s.residency_allow, targets, self.topics.is_mainland
+            ),
+            self.health,
+            s.residency_recheck_ms / 1000,
+        )
+        self._watch.request_check()
+        self._watch_thread = threading.Thread(
+            target=self._watch.run, args=(self.stop_event,), name="cluster-watch", daemon=True
+        )
+        self._watch_thread.start()
         while not self.stop_event.is_set():
-            admin = self._sink.admin()
-            try:
-                result = check_residency(
-                    admin.brokers(),
-                    self.settings.residency_allow,
-                    self._router.targets(),
-                    self.topics.is_mainland,
-                )
-            finally:
-                admin.close()
-            self.health.residency_ok = result.ok
-            m.RESIDENCY_OK.set(1 if result.ok else 0)
-            if result.ok:
-                log.info("sink passed the residency check")
+            self.health.last_loop = time.monotonic()  # waiting, not stalled
+            if self._watch.wait_checked(1.0):
                 return True
-            for kind, text in result.problems:
-                m.RESIDENCY_VIOLATIONS.labels(kind).inc()
-                log.error("residency check failed: refusing to produce", extra={"problem": text})
-            self.stop_event.wait(self.settings.residency_recheck_ms / 1000)
+            self.stop_event.wait(0.5)
         return False
 
     def _shutdown(self) -> None:
@@ -245,9 +309,10 @@ class Worker:
                 self._commit()
         except Exception:  # leaving anyway: the transaction aborts on the broker side
             log.warning("final commit failed; the open transaction will be aborted", exc_info=True)
-        if self._writer_thread is not None:
-            self.stop_event.set()
-            self._writer_thread.join(15)
+        self.stop_event.set()
+        for thread in (self._writer_thread, self._watch_thread):
+            if thread is not None:
+                thread.join(15)
         for closer in (self._consumer, self._feed):
             if closer is not None:
                 try:
@@ -271,7 +336,11 @@ class Worker:
         interval = s.commit_interval_ms / 1000
         while not self.stop_event.is_set():
             self.health.last_loop = time.monotonic()
-            messages = self._consumer.poll(s.max_poll_records, s.poll_timeout_ms / 1000)
+            if not self.health.residency_ok:
+                self._hold_off()
+                continue
+            limit = 1 if self._careful else s.max_poll_records
+            messages = self._consumer.poll(limit, s.poll_timeout_ms / 1000)
             try:
                 if self._apply_rebalance():
                     # Rewound to the last commit: the positions were reset, so the
@@ -287,6 +356,8 @@ class Worker:
                     owned = self._consumer.assignment()
                     messages = [m for m in messages if (m.topic, m.partition) in owned]
                 if messages:
+                    if self._careful:
+                        self._polled.extend(messages)
                     self._process(messages, now_ms)
                 if not restored or messages:
                     # Records restored past their deadline (they waited out a restart) get
@@ -297,13 +368,19 @@ class Worker:
                 if txn is not None and (
                     time.monotonic() - txn.started >= interval
                     or txn.records >= s.commit_max_records
+                    or (self._careful and txn.records > 0)
                 ):
                     self._commit()
             except FencedError:
                 raise
             except TransportError as exc:
-                log.error("transaction failed; rewinding", extra={"error": str(exc)})
-                self._abort_and_rewind()
+                self._failed("send", str(exc))
+            except WorkerStuckError:
+                raise
+            except Exception as exc:
+                # A record the stages choke on: a defect to fix, never a reason to stop.
+                # Logged by class only: an exception's text may quote a personal value.
+                self._failed("process", type(exc).__name__)
             self._update_ready()
             if time.monotonic() - self._last_lag > LAG_EVERY_S:
                 self._update_lag()
@@ -312,12 +389,17 @@ class Worker:
         assert self._feed is not None
         self._feed.catch_up()
         self._note_consent()
-        outcome = self._pipeline.process(messages, self._feed.table, now_ms)
+        # Opened first, so the batch-duration histogram includes the processing time.
         txn = self._open_txn()
+        outcome = self._pipeline.process(messages, self._feed.table, now_ms)
         txn.add_outcome(outcome)
         for rejected in outcome.rejected:
             self._send(txn, self._router.dead_letter(rejected, now_ms))
         for entry in outcome.anonymized:
+            if entry.size > SAFE_HELD_RAW_BYTES and not fits_checkpoint(entry):
+                # It could not be held across a restart; nor could it ever find k peers.
+                txn.dropped[OVERSIZED_HELD_REASON] += 1
+                continue
             try:
                 self._kanon.add(entry, now_ms)
             except DuplicatePendingError:
@@ -352,6 +434,10 @@ class Worker:
             txn.suppressed += 1
             self._forget_pending(txn, entry)
         txn.hold_ms.extend(batch.hold_times)
+        if batch.capped_released:
+            txn.capped["released"] += batch.capped_released
+        if batch.capped_suppressed:
+            txn.capped["suppressed"] += batch.capped_suppressed
 
     def _forget_pending(self, txn: Txn, entry: PendingEntry) -> None:
         if txn.added.pop(entry.pending_id, None) is None and entry.pending_id in self._book:
@@ -372,6 +458,8 @@ class Worker:
 
     def _open_txn(self) -> Txn:
         if self._txn is None:
+            if self._producer_broken:
+                self._renew_producer()
             if self.settings.exactly_once:
                 assert self._producer is not None
                 self._producer.begin_transaction()
@@ -411,9 +499,16 @@ class Worker:
         self._txn = None
         self._book.apply(plan)
         self._erasures.committed(txn.erased)
+        self._failures = 0
+        self._polled = []
+        if self._careful:
+            self._careful = max(0, self._careful - txn.records)
+            if not self._careful:
+                log.info("batches succeed again: back to full batches")
         with m.UPDATE_LOCK:
             txn.apply_metrics(int(time.time() * 1000), time.monotonic() - txn.started)
             m.PENDING.set(self._kanon.pending_count)
+            m.LAST_COMMIT.set(time.time())
 
     def _abort_and_rewind(self) -> None:
         m.TRANSACTIONS.labels("aborted").inc()
@@ -424,7 +519,10 @@ class Worker:
             except FencedError:
                 raise
             except TransportError:
-                log.error("abort failed", exc_info=True)
+                # The producer is in an unknown state: a fresh one (same transactional
+                # id) fences it and aborts what it left open on the broker side.
+                log.error("abort failed; the producer will be renewed")
+                self._producer_broken = True
         if txn is not None:
             self._erasures.aborted(txn.erased)
         assert self._consumer is not None
@@ -443,6 +541,90 @@ class Worker:
         for tp in partitions:
             committed = self._consumer.committed(tp)
             self._consumer.seek(tp, committed if committed is not None else 0)
+
+    # -- failures ------------------------------------------------------------
+
+    def _failed(self, cause: str, detail: str) -> None:
+        """A transaction failed: abort and rewind, back off, and find a record that fails alone.
+
+        After `max_batch_failures` failures in a row the worker takes one raw record per
+        transaction; when one of them fails that many times alone while the sink passes
+        a fresh check, it is set aside as a dead letter (`_set_aside`). Failures while
+        the cluster is unreachable only back off: an outage is not the record's fault.
+        """
+        m.BATCH_FAILURES.labels(cause).inc()
+        self._failures += 1
+        txn, polled = self._txn, self._polled
+        alone = self._careful and txn is not None and txn.records == 1 and len(polled) == 1
+        log.error(
+            "transaction failed; rewinding",
+            extra={"cause": cause, "error": detail, "failures": self._failures},
+        )
+        self._abort_and_rewind()
+        self._polled = []
+        if self._watch is not None:
+            self._watch.request_check()  # a broker that restarted may have moved
+        limit = self.settings.max_batch_failures
+        if self._failures >= limit and not self._careful:
+            self._careful = min(CAREFUL_MAX_RECORDS, max(1, txn.records if txn else 1))
+            self._failures = 0
+            log.warning(
+                "transactions keep failing: taking one record per transaction",
+                extra={"records": self._careful},
+            )
+            self.health.progressing = False
+            return
+        if alone and self._failures >= limit and self._sink_checked():
+            self._set_aside(polled[0])
+            return
+        self.stop_event.wait(min(5.0, 0.1 * 2**self._failures))
+
+    def _sink_checked(self) -> bool:
+        """True when a check made now finds the sink reachable and passing residency."""
+        if self._watch is None:
+            return True
+        self._watch.request_check()
+        return self._watch.wait_checked(30.0)
+
+    def _set_aside(self, msg: Message) -> None:
+        """Dead-letter a raw record that fails alone, with its offset, in its own transaction."""
+        now_ms = int(time.time() * 1000)
+        tp = TopicPartition(msg.topic, msg.partition)
+        try:
+            # A clean producer: after its failures the old one may refuse any further batch.
+            self._renew_producer()
+            txn = self._open_txn()
+            schema = self._pipeline.schema_of(msg.topic)
+            if schema is not None:
+                txn.consumed[schema] += 1
+            txn.dead[UNPROCESSABLE_REASON] += 1
+            rejected = Rejected(msg, "worker", "Unprocessable", UNPROCESSABLE_REASON)
+            # Stripped: what failed may have been the record's own dead letter.
+            self._send(txn, self._router.dead_letter(rejected, now_ms, strip=True))
+            txn.offsets[tp] = msg.offset + 1
+            txn.records += 1
+            self._commit()
+        except TransportError as exc:
+            self._abort_and_rewind()
+            raise WorkerStuckError(
+                f"record {msg.topic}[{msg.partition}]@{msg.offset} fails alone and cannot "
+                f"be dead-lettered: {exc}"
+            ) from None
+        assert self._consumer is not None
+        self._consumer.seek(tp, msg.offset + 1)
+        self._failures = 0
+        log.error(
+            "record set aside as a dead letter after failing alone",
+            extra={"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
+        )
+
+    def _hold_off(self) -> None:
+        """The sink failed its last check: abort what is open and wait for a passing one."""
+        if self._txn is not None:
+            log.error("sink failed its check: aborting the open transaction")
+            self._abort_and_rewind()
+        self._update_ready()
+        self.stop_event.wait(0.2)
 
     def _forget_held(self, partitions: set[TopicPartition]) -> int:
         """Drop the window's records and chunk bookkeeping of these partitions.
@@ -563,7 +745,11 @@ class Worker:
         writer = self._writer
         if writer is not None and writer.failed is not None:
             self.health.consent_writer_ok = False
-        m.READY.set(1 if self.health.ready() else 0)
+        txn = self._txn
+        stuck = txn is not None and (
+            time.monotonic() - txn.started > self.settings.stuck_after_ms / 1000
+        )
+        self.health.progressing = not stuck and self._failures < self.settings.max_batch_failures
 
     def _update_lag(self) -> None:
         self._last_lag = time.monotonic()

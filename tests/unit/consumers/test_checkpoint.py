@@ -83,3 +83,39 @@ def test_only_committed_held_records_count_as_held_from_a_source() -> None:
     assert uncommitted.writes, "a plan not yet applied: its transaction has not committed"
     assert book.held_from({("raw", 0)}) == 2
     assert book.held_from({("raw", 1)}) == 0
+
+
+def _big(offset: int, chars: int) -> PendingEntry:
+    entry = _entry(0, offset)
+    entry.record = {**entry.record, "app_version": "9" * chars}
+    return entry
+
+
+def test_chunks_are_capped_in_bytes_whatever_the_records_hold() -> None:
+    from consumers.checkpoint import MAX_CHUNK_BYTES
+
+    # Two 300 KB values: one chunk by count, two by bytes.
+    entries = [_big(0, 300_000), _big(1, 300_000), _entry(0, 2)]
+    plan = CheckpointBook().plan({e.pending_id: e for e in entries}, removed=())
+    assert [len(w.entries or ()) for w in plan.writes] == [1, 2]
+    for write in plan.writes:
+        assert write.value is not None and len(write.value) <= MAX_CHUNK_BYTES
+        assert decode_chunk(write.value) == list(write.entries or ())
+
+
+def test_a_record_too_large_for_a_chunk_is_refused_before_it_is_held() -> None:
+    import pytest
+
+    from consumers.checkpoint import (
+        MAX_CHUNK_BYTES,
+        OversizedEntryError,
+        fits_checkpoint,
+    )
+
+    # JSON escapes control characters six-fold: the raw size alone cannot tell.
+    small_raw_but_escaped = _big(0, 1)
+    small_raw_but_escaped.record["app_version"] = "\x01" * (MAX_CHUNK_BYTES // 6 + 1)
+    assert fits_checkpoint(_big(1, 1000))
+    assert not fits_checkpoint(small_raw_but_escaped)
+    with pytest.raises(OversizedEntryError):
+        CheckpointBook().plan({"x": small_raw_but_escaped}, removed=())

@@ -284,3 +284,30 @@ def test_realistic_skewed_traffic_keeps_suppression_under_five_percent() -> None
     suppressed += len(batch.suppressed)
     assert released + suppressed == 20_000
     assert suppressed / 20_000 < 0.05
+
+
+def test_at_its_count_cap_the_window_groups_its_largest_pool_early() -> None:
+    # One person's flood cannot form a group: at the cap it is suppressed, not held on.
+    w = KAnonymityWindow(PLANS, k=10, max_delay_ms=60_000, rng=random.Random(0), max_held=100)
+    for n in range(150):
+        w.add(entry(f"flood:{n}", "p-one", device()), now_ms=1_000)
+    for n in range(20):
+        w.add(entry(f"log:{n}", f"p{n}", log()), now_ms=1_000)
+    batch = w.release(now_ms=1_001)
+    assert batch.capped_suppressed == 150 and batch.capped_released == 0
+    assert w.pending_count == 20  # the smaller pool waits for its deadline
+    assert w.release(now_ms=1_002).suppressed == []
+
+
+def test_at_its_byte_cap_the_window_releases_what_can_form_groups() -> None:
+    w = KAnonymityWindow(
+        PLANS, k=10, max_delay_ms=60_000, rng=random.Random(0), max_held_bytes=50_000
+    )
+    for n in range(30):
+        e = entry(f"d:{n}", f"p{n}", device())
+        e.size = 1000
+        w.add(e, now_ms=1_000)
+    assert w.held_bytes == 30 * (1000 + 1024)
+    batch = w.release(now_ms=1_001)
+    assert batch.capped_released == 30 and batch.capped_suppressed == 0
+    assert w.pending_count == 0 and w.held_bytes == 0
