@@ -78,9 +78,10 @@ class ClusterWatch:
             if self._admin is None:
                 self._admin = self._sink.admin()
             brokers = self._admin.brokers()
-        except TransportError as exc:
+        except Exception as exc:  # whatever the client raises, the watch must go on
             self._close_admin()
-            self._record(generation, connected=False, ok=False, problems=(str(exc),))
+            problem = str(exc) if isinstance(exc, TransportError) else type(exc).__name__
+            self._record(generation, connected=False, ok=False, problems=(problem,))
             return False
         result = self._check(brokers)
         self._record(
@@ -122,5 +123,5 @@ class ClusterWatch:
     def _close_admin(self) -> None:
         admin, self._admin = self._admin, None
         if admin is not None:
-            with contextlib.suppress(TransportError):
+            with contextlib.suppress(Exception):
                 admin.close()
