@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from consumers.anonymize import Anonymizer
 from consumers.consent import ConsentRules, GateItem, gate
 from consumers.consent_table import ConsentTable
 from consumers.kanon import KAnonymityWindow, PendingEntry
+from consumers.regroup import RegroupKeys
 from consumers.release_policy import ReleasePlan
 from consumers.scrub import scrub
 from ingest.broker import LocalBroker
@@ -109,6 +111,8 @@ class Outcome:
     headers: dict[str, set[tuple[tuple[str, bytes], ...]]] = field(default_factory=dict)
     keys: int = 0
     latency_s: dict[str, float] = field(default_factory=dict)
+    load: list[int] = field(default_factory=list)
+    """Records grouped by each (simulated) worker: the skew of the partitioning."""
 
 
 def _plans(min_policy: int) -> tuple[Any, dict[str, ReleasePlan]]:
@@ -121,29 +125,68 @@ def _plans(min_policy: int) -> tuple[Any, dict[str, ReleasePlan]]:
     return policy, plans
 
 
-def run_in_process(data: Traffic, k: int, delay_ms: int, min_policy: int = 1) -> Outcome:
-    """The gate, the anonymizer and the window in this process, on the traffic's own clock."""
+RAW_PARTITIONS = 6
+REPARTITION_PARTITIONS = 12
+"""As in ingest/topics.toml: raw topics keyed by user, the repartition topic by region."""
+
+
+def _worker_of(
+    schema: str,
+    level0: dict[str, Any],
+    user_id: str,
+    now: int,
+    workers: int,
+    keys: RegroupKeys | None,
+) -> int:
+    """Which simulated worker groups a record: by raw partition (user) or by region key."""
+    if keys is None:
+        partition = zlib.crc32(user_id.encode()) % RAW_PARTITIONS
+    else:
+        partition = zlib.crc32(keys.key(schema, level0, now)) % REPARTITION_PARTITIONS
+    return partition % workers
+
+
+def run_in_process(
+    data: Traffic,
+    k: int,
+    delay_ms: int,
+    min_policy: int = 1,
+    workers: int = 1,
+    grouping: str = "local",
+) -> Outcome:
+    """The gate, the anonymizer and the window in this process, on the traffic's own clock.
+
+    With `workers` > 1 each simulated worker has its own window and gets the records of
+    its partitions: raw partitions (by user) with `grouping="local"`, or repartition
+    partitions (by the region key of consumers.regroup) with `grouping="repartition"`.
+    """
     policy, plans = _plans(min_policy)
     anonymizer = Anonymizer(policy, scrub)
     table = ConsentTable()
     for user_id, record in data.consents.items():
         table.apply(user_id, record)
     rules = ConsentRules(min_policy_version=min_policy)
-    window = KAnonymityWindow(plans, k=k, max_delay_ms=delay_ms, rng=random.Random(1))
+    windows = [
+        KAnonymityWindow(plans, k=k, max_delay_ms=delay_ms, rng=random.Random(1 + n))
+        for n in range(workers)
+    ]
+    keys = RegroupKeys(plans, 1 / REPARTITION_PARTITIONS) if grouping == "repartition" else None
+    load = [0] * workers
     out = Outcome()
     grouping_s = 0.0
     next_release = 0
 
     def release(now: int) -> None:
         nonlocal grouping_s
-        began = time.process_time()
-        batch = window.release(now)
-        grouping_s += time.process_time() - began
-        for r in batch.released:
-            out.released.append((r.entry.schema, r.record, r.timestamp_ms))
-            out.persons.append(r.entry.person)
-        out.suppressed += len(batch.suppressed)
-        out.hold_ms.extend(batch.hold_times)
+        for window in windows:
+            began = time.process_time()
+            batch = window.release(now)
+            grouping_s += time.process_time() - began
+            for r in batch.released:
+                out.released.append((r.entry.schema, r.record, r.timestamp_ms))
+                out.persons.append(r.entry.person)
+            out.suppressed += len(batch.suppressed)
+            out.hold_ms.extend(batch.hold_times)
 
     for n, (schema, record, at) in enumerate(data.events):
         now = data.start_ms + at
@@ -155,14 +198,21 @@ def run_in_process(data: Traffic, k: int, delay_ms: int, min_policy: int = 1) ->
             continue
         out.consented += 1
         level0 = anonymizer.anonymize(schema, event).record
-        entry = PendingEntry(str(n), schema, str(event["user_id"]), level0, ("raw", 0), now)
+        user_id = str(event["user_id"])
+        worker = _worker_of(schema, level0, user_id, now, workers, keys)
+        load[worker] += 1
+        entry = PendingEntry(str(n), schema, user_id, level0, ("raw", 0), now)
         began = time.process_time()
-        window.add(entry, now)
+        windows[worker].add(entry, now)
         grouping_s += time.process_time() - began
     # The traffic has ended; a worker goes on polling, so the window still meets each deadline.
-    while (oldest := window.oldest_pending_ms()) is not None:
-        release(oldest + delay_ms)
+    while True:
+        pending = [t for w in windows if (t := w.oldest_pending_ms()) is not None]
+        if not pending:
+            break
+        release(min(pending) + delay_ms)
     out.grouping_us_per_record = 1e6 * grouping_s / max(out.consented, 1)
+    out.load = load
     return out
 
 
@@ -291,6 +341,7 @@ def measure(data: Traffic, out: Outcome, k: int, min_policy: int = 1) -> dict[st
         "hold_s": ({"p50": hold[len(hold) // 2] / 1000, "max": hold[-1] / 1000} if hold else None),
         "grouping_us_per_record": out.grouping_us_per_record,
         "latency_s": out.latency_s,
+        "load_per_worker": out.load,
     }
 
 
@@ -346,7 +397,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = run_in_process(day, args.k, int(args.delay * 1000))
             runs[label] = measure(day, outcome, args.k)
             print(_row(label, runs[label]), flush=True)
-    elif args.in_process or args.sweep:
+    elif args.in_process and not args.sweep:
+        for count in args.workers:
+            for grouping in ("local", "repartition") if count > 1 else ("local",):
+                label = f"in-process x{count} {grouping}"
+                outcome = run_in_process(
+                    data, args.k, int(args.delay * 1000), workers=count, grouping=grouping
+                )
+                runs[label] = measure(data, outcome, args.k)
+                print(_row(label, runs[label]), outcome.load, flush=True)
+    elif args.sweep:
         grid = [(args.k, args.delay)]
         if args.sweep:
             grid = [(k, d) for k in (5, 10, 20) for d in (15.0, 30.0, 60.0, 120.0)]

@@ -82,25 +82,35 @@ def encode_chunk(entries: Iterable[PendingEntry]) -> bytes:
     return _join(entry_bytes(e) for e in entries)
 
 
+def _entry(item: dict[str, Any]) -> PendingEntry:
+    return PendingEntry(
+        pending_id=item["id"],
+        schema=item["schema"],
+        person=item["person"],
+        record=item["record"],
+        source=(str(item["topic"]), int(item["partition"])),
+        raw_timestamp_ms=_raw_timestamp(item),
+        added_ms=int(item["added_ms"]),
+        size=int(item.get("size", 0)),
+    )
+
+
 def decode_chunk(value: bytes) -> list[PendingEntry]:
     """The held records of one chunk."""
     try:
         items: list[dict[str, Any]] = json.loads(value)
-        return [
-            PendingEntry(
-                pending_id=item["id"],
-                schema=item["schema"],
-                person=item["person"],
-                record=item["record"],
-                source=(str(item["topic"]), int(item["partition"])),
-                raw_timestamp_ms=_raw_timestamp(item),
-                added_ms=int(item["added_ms"]),
-                size=int(item.get("size", 0)),
-            )
-            for item in items
-        ]
+        return [_entry(item) for item in items]
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"bad checkpoint chunk: {type(exc).__name__}") from exc
+
+
+def decode_entry(value: bytes) -> PendingEntry:
+    """One held record as `entry_bytes` wrote it (a repartition topic record)."""
+    try:
+        item: dict[str, Any] = json.loads(value)
+        return _entry(item)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"bad held record: {type(exc).__name__}") from exc
 
 
 @dataclass(frozen=True, slots=True)

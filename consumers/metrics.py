@@ -4,7 +4,13 @@ Accounting identity (SPEC section 9), per worker process:
 
     consumed + pending_restored
       = forwarded + sum(dropped by reason) + dead_lettered + pending_handed_off + pending
+        + (regrouped{out} - regrouped{in})
 
+`regrouped` counts held records through the repartition topic (grouping across
+workers, consumers.regroup): out when this worker sends one to the worker that
+groups its region, in when it takes one into its own window. Their difference is
+what is in transit on that topic: summed over all workers it is zero once the topic
+is drained (and always for `kanon_grouping = "local"`).
 `pending_restored` (records of the k-anonymity window reloaded from the
 checkpoint at start or on assignment) and `pending_handed_off` (records of
 revoked partitions left for their new owner) are zero in a run without
@@ -116,6 +122,12 @@ RESIDENCY_VIOLATIONS = Counter(
 )
 READY = Gauge("consentgate_ready", "1 when the worker is ready (see /readyz).")
 ASSIGNED = Gauge("consentgate_assigned_partitions", "Raw partitions assigned to this worker.")
+REGROUPED = Counter(
+    "consentgate_kanon_regrouped_total",
+    "Held records sent to the repartition topic (out) or taken from it into this worker's "
+    "window (in).",
+    ["direction"],
+)
 TEXT_WITHHELD = Counter(
     "consentgate_text_withheld_total",
     "Free-text fields withheld because they exceed the scrubber's size cap, by field.",

@@ -108,6 +108,7 @@ class Router:
             topics.name("dead_letter"): "dead_letter",
             topics.name("erasure"): "erasure",
             topics.name("kanon_pending"): "kanon_pending",
+            topics.name("kanon_repartition"): "kanon_repartition",
         }
         self._spread: dict[str, Iterator[int]] = {}
         self._fixed = {

@@ -10,6 +10,7 @@ bits (`ingest.config.weak_secret_reason`). An empty variable counts as unset.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -64,6 +65,11 @@ class PipelineSettings(BaseSettings):
     kanon_max_held_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024)
     max_batch_failures: int = Field(3, ge=1, le=100)
     stuck_after_ms: int = Field(60_000, ge=1_000)
+    # "repartition": held records go through the restricted repartition topic, keyed by
+    # region, so one worker groups a region whatever raw partition it came from (needed
+    # with several workers); "local": each worker groups its own raw partitions (one
+    # worker owning every raw partition: no extra hop).
+    kanon_grouping: Literal["repartition", "local"] = "repartition"
 
     @model_validator(mode="after")
     def _check(self) -> PipelineSettings:

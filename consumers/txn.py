@@ -33,6 +33,7 @@ class Txn:
     minors: Counter[str] = field(default_factory=Counter)
     generalized: Counter[str] = field(default_factory=Counter)
     capped: Counter[str] = field(default_factory=Counter)
+    regrouped: Counter[str] = field(default_factory=Counter)
     text_withheld: Counter[str] = field(default_factory=Counter)
     suppressed: int = 0
     hold_ms: list[int] = field(default_factory=list)
@@ -77,6 +78,8 @@ class Txn:
             m.GENERALIZED.labels(level).inc(n)
         for name, n in self.text_withheld.items():
             m.TEXT_WITHHELD.labels(name).inc(n)
+        for direction, n in self.regrouped.items():
+            m.REGROUPED.labels(direction).inc(n)
         for action, n in self.capped.items():
             m.KANON_CAPPED.labels(action).inc(n)
         if self.suppressed:

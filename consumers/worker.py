@@ -36,6 +36,8 @@ from consumers.checkpoint import (
     CheckpointBook,
     CheckpointError,
     decode_chunk,
+    decode_entry,
+    entry_bytes,
     fits_checkpoint,
     source_of,
 )
@@ -47,6 +49,7 @@ from consumers.erasure import ErasureLedger
 from consumers.health import HealthServer, HealthState
 from consumers.kanon import DuplicatePendingError, KAnonymityWindow, PendingEntry
 from consumers.pipeline import Pipeline, Rejected
+from consumers.regroup import RegroupKeys
 from consumers.release_policy import ReleasePlan
 from consumers.residency import check_residency
 from consumers.route import OutRecord, Router
@@ -69,6 +72,8 @@ OVERSIZED_HELD_REASON = "kanon_oversized"
 REDELIVERED_REASON = "redelivered_duplicate"
 UNPROCESSABLE_REASON = "unprocessable"
 LAG_EVERY_S = 5.0
+COMPANY_GRACE_S = 10.0
+"""After a restore with repartitioning, releases wait at most this long for company."""
 CAREFUL_MAX_RECORDS = 5_000
 """At most this many raw records are taken one per transaction after repeated failures."""
 SAFE_HELD_RAW_BYTES = 48 * 1024
@@ -132,6 +137,16 @@ class Worker:
             max_held_bytes=settings.kanon_max_held_bytes,
         )
         self._raw_topics = [topics.name("raw_device"), topics.name("raw_log")]
+        # Grouping across workers (consumers.regroup): held records go through the
+        # repartition topic, and the window holds what this worker takes from it.
+        self._regroup_topic = topics.name("kanon_repartition")
+        self._regroup: RegroupKeys | None = None
+        self._held_topics = set(self._raw_topics)
+        if settings.kanon_grouping == "repartition":
+            spec = topics.specs["kanon_repartition"]
+            self._regroup = RegroupKeys(plans, hot_share=1 / spec.partitions)
+            self._held_topics = {self._regroup_topic}
+        self._inputs = sorted({*self._raw_topics, *self._held_topics})
         self.health = HealthState()
         # Read at each scrape, like /readyz: a loop blocked on the cluster cannot leave it stale.
         m.READY.set_function(lambda: 1.0 if self.health.ready() else 0.0)
@@ -153,6 +168,9 @@ class Worker:
         self._watch: ClusterWatch | None = None
         self._watch_thread: threading.Thread | None = None
         self._producer_broken = False
+        self._company_due: float | None = None  # hold releases until restored get company
+        self._company_commits = 0
+        self._took_regrouped = False
         self._failures = 0  # failed transactions since the last commit
         self._careful = 0  # raw records still to take one per transaction
         self._polled: list[Message] = []  # what the open transaction consumed, when careful
@@ -197,7 +215,7 @@ class Worker:
                     fetch_max_wait_ms=min(100, s.poll_timeout_ms),
                 )
             )
-            self._consumer.subscribe(self._raw_topics, self._on_assign, self._on_revoke)
+            self._consumer.subscribe(self._inputs, self._on_assign, self._on_revoke)
             self._loop()
             return 0
         except FencedError:
@@ -350,6 +368,13 @@ class Worker:
                 restored = bool(self._newly_assigned)
                 if restored:
                     self._restore_assigned()
+                    if self._regroup is not None:
+                        # Company for restored records comes back through the repartition
+                        # topic once stage 1 has re-sent what the last owner left
+                        # uncommitted: a commit, then a batch taken from that topic.
+                        self._company_due = time.monotonic() + COMPANY_GRACE_S
+                        self._company_commits = 0
+                        self._took_regrouped = False
                 now_ms = int(time.time() * 1000)
                 if messages:
                     # Records fetched before a revocation belong to the new owner now.
@@ -359,7 +384,12 @@ class Worker:
                     if self._careful:
                         self._polled.extend(messages)
                     self._process(messages, now_ms)
-                if not restored or messages:
+                if self._company_due is not None and (
+                    time.monotonic() >= self._company_due
+                    or (self._company_commits > 0 and self._took_regrouped)
+                ):
+                    self._company_due = None
+                if (not restored or messages) and self._company_due is None:
                     # Records restored past their deadline (they waited out a restart) get
                     # one polled batch of company before they leave, not an empty window.
                     self._release(now_ms)
@@ -391,7 +421,14 @@ class Worker:
         self._note_consent()
         # Opened first, so the batch-duration histogram includes the processing time.
         txn = self._open_txn()
-        outcome = self._pipeline.process(messages, self._feed.table, now_ms)
+        regroup = self._regroup
+        raw = messages
+        if regroup is not None:
+            raw = [msg for msg in messages if msg.topic != self._regroup_topic]
+            regrouped = [m for m in messages if m.topic == self._regroup_topic]
+            self._took_regrouped = bool(regrouped)
+            self._take_regrouped(txn, regrouped)
+        outcome = self._pipeline.process(raw, self._feed.table, now_ms)
         txn.add_outcome(outcome)
         for rejected in outcome.rejected:
             self._send(txn, self._router.dead_letter(rejected, now_ms))
@@ -400,17 +437,45 @@ class Worker:
                 # It could not be held across a restart; nor could it ever find k peers.
                 txn.dropped[OVERSIZED_HELD_REASON] += 1
                 continue
-            try:
-                self._kanon.add(entry, now_ms)
-            except DuplicatePendingError:
-                # Only at-least-once: a redelivered record whose held copy was already
-                # restored from the checkpoint. Counted, never held twice.
-                txn.dropped[REDELIVERED_REASON] += 1
+            if regroup is not None:
+                key = regroup.key(entry.schema, entry.record, now_ms)
+                self._send(txn, OutRecord(self._regroup_topic, key, entry_bytes(entry), []))
+                txn.regrouped["out"] += 1
                 continue
-            txn.added[entry.pending_id] = entry
+            self._hold(txn, entry, now_ms)
         for msg in messages:
             txn.offsets[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
         txn.records += len(messages)
+
+    def _hold(self, txn: Txn, entry: PendingEntry, now_ms: int | None) -> bool:
+        """Add to the window (stamped `now_ms`, or keeping its own time when None)."""
+        try:
+            if now_ms is None:
+                self._kanon.restore([entry])
+            else:
+                self._kanon.add(entry, now_ms)
+        except DuplicatePendingError:
+            # Only at-least-once: a redelivered record whose held copy was already
+            # restored from the checkpoint. Counted, never held twice.
+            txn.dropped[REDELIVERED_REASON] += 1
+            return False
+        txn.added[entry.pending_id] = entry
+        return True
+
+    def _take_regrouped(self, txn: Txn, messages: Sequence[Message]) -> None:
+        """Hold records another stage sent to this worker's region, with their first time."""
+        for msg in messages:
+            try:
+                entry = decode_entry(msg.value or b"")
+            except CheckpointError as exc:
+                rejected = Rejected(msg, "regroup", type(exc).__name__, "undecodable_held")
+                txn.dead[rejected.reason] += 1
+                self._send(txn, self._router.dead_letter(rejected, int(time.time() * 1000)))
+                txn.regrouped["in"] += 1
+                continue
+            entry.source = (msg.topic, msg.partition)
+            txn.regrouped["in"] += 1
+            self._hold(txn, entry, None)
 
     def _release(self, now_ms: int) -> None:
         batch = self._kanon.release(now_ms)
@@ -444,7 +509,9 @@ class Worker:
             txn.removed.add(entry.pending_id)
 
     def _emit_erasures(self, now_ms: int) -> None:
-        ready = self._erasures.take_ready({tp.partition for tp in self._assigned})
+        ready = self._erasures.take_ready(
+            {tp.partition for tp in self._assigned if tp.topic in self._raw_topics}
+        )
         if not ready:
             return
         txn = self._open_txn()
@@ -497,6 +564,7 @@ class Worker:
             if txn.offsets:
                 self._consumer.commit(txn.offsets)
         self._txn = None
+        self._company_commits += 1
         self._book.apply(plan)
         self._erasures.committed(txn.erased)
         self._failures = 0
@@ -555,7 +623,8 @@ class Worker:
         m.BATCH_FAILURES.labels(cause).inc()
         self._failures += 1
         txn, polled = self._txn, self._polled
-        alone = self._careful and txn is not None and txn.records == 1 and len(polled) == 1
+        # Careful: each transaction takes one polled record (it may fail before counting it).
+        alone = bool(self._careful) and txn is not None and len(polled) == 1
         log.error(
             "transaction failed; rewinding",
             extra={"cause": cause, "error": detail, "failures": self._failures},
@@ -701,11 +770,11 @@ class Worker:
         partitions, which this worker counts as pending already.
         """
         partitions, self._newly_assigned = self._newly_assigned, []
-        numbers = sorted({tp.partition for tp in partitions})
-        wanted = {(tp.topic, tp.partition) for tp in partitions}
+        holding = [tp for tp in partitions if tp.topic in self._held_topics]
+        wanted = {(tp.topic, tp.partition) for tp in holding}
         restored: list[PendingEntry] = []
         pending_topic = self.topics.name("kanon_pending")
-        for number in numbers:
+        for number in sorted({tp.partition for tp in holding}):
             for key, value in read_partition(self._sink, pending_topic, number).items():
                 if value is None:
                     continue
@@ -717,6 +786,7 @@ class Worker:
                 if entries:
                     self._book.load(key.decode(), entries)
                     restored.extend(entries)
+        for number in sorted({tp.partition for tp in partitions if tp.topic in self._raw_topics}):
             if self._erasures.needs_loading(number):
                 erased = read_partition(self._sink, self.topics.name("erasure"), number)
                 self._erasures.loaded(number, (k.decode() for k in erased))

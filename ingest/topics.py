@@ -40,6 +40,7 @@ Role = Literal[
     "dead_letter",
     "erasure",
     "kanon_pending",
+    "kanon_repartition",
     "dead_letter_replays",
 ]
 ROLES: tuple[Role, ...] = get_args(Role)

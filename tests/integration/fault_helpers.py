@@ -277,7 +277,11 @@ def worker_group(topics: TopicSet, group: str) -> str:
 
 
 def committed_lag(transport: Transport, topics: TopicSet, group: str) -> int:
-    """Raw records beyond the committed offsets of a worker group (`--group group`)."""
+    """Records beyond the committed offsets of a worker group (`--group group`): raw ones,
+    and held ones on their way to the worker that groups their region.
+
+    The repartition topic is written in transactions, whose commit markers hold offsets
+    of their own: its records after the committed offset are read and counted."""
     consumer = transport.consumer(
         ConsumerOptions(group_id=worker_group(topics, group), read_committed=True)
     )
@@ -288,9 +292,34 @@ def committed_lag(transport: Transport, topics: TopicSet, group: str) -> int:
             parts = [TopicPartition(topic, p) for p in consumer.partitions_for(topic)]
             for tp, end in consumer.end_offsets(parts).items():
                 lag += end - (consumer.committed(tp) or 0)
-        return lag
+        topic = topics.name("kanon_repartition")
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for(topic)]
+        behind = {
+            tp: (consumer.committed(tp) or 0, end)
+            for tp, end in consumer.end_offsets(parts).items()
+            if end > (consumer.committed(tp) or 0)
+        }
     finally:
         consumer.close()
+    return lag + (_records_between(transport, behind) if behind else 0)
+
+
+def _records_between(transport: Transport, spans: dict[TopicPartition, tuple[int, int]]) -> int:
+    """Committed records in [start, end) of each partition (markers are not records)."""
+    reader = transport.consumer(ConsumerOptions(group_id=None, read_committed=True))
+    try:
+        reader.assign(list(spans))
+        for tp, (start, _end) in spans.items():
+            reader.seek(tp, start)
+        count = 0
+        deadline = time.monotonic() + 30
+        while any(reader.position(tp) < end for tp, (_s, end) in spans.items()):
+            assert time.monotonic() < deadline, "timed out reading the repartition topic"
+            for m in reader.poll(1000, 0.2):
+                count += m.offset < spans[TopicPartition(m.topic, m.partition)][1]
+        return count
+    finally:
+        reader.close()
 
 
 def accounting(samples: dict[str, float]) -> tuple[float, float]:
@@ -304,8 +333,22 @@ def accounting(samples: dict[str, float]) -> tuple[float, float]:
         + metric_sum(samples, "consentgate_dead_lettered_total")
         + metric_sum(samples, "consentgate_kanon_pending_handed_off_total")
         + metric_sum(samples, "consentgate_kanon_pending")
+        + in_transit(samples)  # on the repartition topic, not yet taken into a window
     )
     return left, right
+
+
+def in_transit(samples: dict[str, float]) -> float:
+    """Held records sent to the repartition topic and not yet taken into a window."""
+    regrouped = "consentgate_kanon_regrouped_total"
+    return samples.get(regrouped + '{direction="out"}', 0.0) - samples.get(
+        regrouped + '{direction="in"}', 0.0
+    )
+
+
+def held(samples: dict[str, float]) -> float:
+    """Records not yet released or dropped: in a window, or on the repartition topic."""
+    return metric_sum(samples, "consentgate_kanon_pending") + in_transit(samples)
 
 
 def settled_metrics(worker: WorkerProcess, timeout_s: float = 20) -> dict[str, float]:

@@ -31,6 +31,7 @@ from consumers.consent_changes import (
     apply_change,
 )
 from schemas.fields import field_tags
+from tests.integration.fault_helpers import accounting as identity
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -558,25 +559,5 @@ def by_label(samples: dict[str, float], name: str) -> dict[str, float]:
 
 
 def accounting(samples: dict[str, float]) -> tuple[float, float]:
-    """(consumed + restored, forwarded + dropped + dead-lettered + handed off + pending)."""
-    total = {
-        name: sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
-        for name in (
-            "consentgate_consumed_total",
-            "consentgate_kanon_pending_restored_total",
-            "consentgate_forwarded_total",
-            "consentgate_dropped_total",
-            "consentgate_dead_lettered_total",
-            "consentgate_kanon_pending_handed_off_total",
-            "consentgate_kanon_pending",
-        )
-    }
-    left = total["consentgate_consumed_total"] + total["consentgate_kanon_pending_restored_total"]
-    right = (
-        total["consentgate_forwarded_total"]
-        + total["consentgate_dropped_total"]
-        + total["consentgate_dead_lettered_total"]
-        + total["consentgate_kanon_pending_handed_off_total"]
-        + total["consentgate_kanon_pending"]
-    )
-    return left, right
+    """Both sides of the accounting identity (one owner: fault_helpers.accounting)."""
+    return identity(samples)

@@ -154,7 +154,9 @@ def test_analyst_reads_only_anonymized_topics(
     bootstrap, passwords, topics = secured
     settings = _as(bootstrap, passwords, "analyst")
     assert _end_offsets(settings, topics.name("anon_device"))
-    for role in ("raw_device", "raw_log", "consent", "dead_letter", "kanon_pending"):
+    for role in (
+        "raw_device", "raw_log", "consent", "dead_letter", "kanon_pending", "kanon_repartition",
+    ):  # fmt: skip
         with pytest.raises(AuthorizationError):
             _end_offsets(settings, topics.name(role))
     admin = _as(bootstrap, passwords, "admin")
@@ -257,7 +259,7 @@ def test_operations_show_and_replay_dead_letters_and_nothing_else(
 
     ops = _as(bootstrap, passwords, "consentgate-ops")
     assert _read_count(ops, topics.name("raw_log")) == 0, "replays raw records, never reads them"
-    for role in ("consent", "kanon_pending", "anon_device"):
+    for role in ("consent", "kanon_pending", "kanon_repartition", "anon_device"):
         with pytest.raises(AuthorizationError):
             _end_offsets(ops, topics.name(role))
     fast = ProducerOptions(delivery_timeout_ms=5000, request_timeout_ms=2000, linger_ms=0)

@@ -23,6 +23,7 @@ from ingest.publisher import Publisher
 from ingest.topics import TopicSet
 from ingest.transport import ProducerOptions, Transport
 from schemas.codec import Codec
+from tests.integration.fault_helpers import held
 from tests.integration.pipeline_scenario import (
     CATEGORIES,
     Rules,
@@ -83,8 +84,7 @@ def settled(worker: WorkerProcess, consumed: int) -> bool:
     """Every published event consumed, nothing held, and the books balance."""
     samples = worker.metrics()
     left, right = accounting(samples)
-    pending = samples.get("consentgate_kanon_pending", -1)
-    return left == consumed and pending == 0 and left == right
+    return left == consumed and held(samples) == 0 and left == right
 
 
 def wait_settled(worker: WorkerProcess, consumed: int) -> None:

@@ -29,6 +29,7 @@ from ingest.topics import TopicSet
 from ingest.transport import Message, ProducerOptions, Transport
 from schemas.codec import Codec
 from schemas.fields import field_tags
+from tests.integration.fault_helpers import held
 from tests.integration.pipeline_scenario import accounting
 from tests.integration.worker_harness import (
     WorkerProcess,
@@ -123,8 +124,7 @@ def run_until_settled(
         def settled() -> bool:
             samples = totals()
             left, right = accounting(samples)
-            pending = metric_sum(samples, "consentgate_kanon_pending")
-            return left == right == consumed and pending == 0
+            return left == right == consumed and held(samples) == 0
 
         try:
             wait_for(settled, timeout_s=120, what=f"{consumed} events processed")

@@ -21,6 +21,7 @@ import pytest
 
 from ingest.broker import LocalBroker, free_port
 from ingest.config import load_settings
+from ingest.errors import BrokerError
 from ingest.topics import ROLES, TopicSet, load_topic_set
 from ingest.transport import ProducerOptions, Transport, make_transport
 from schemas.codec import Codec
@@ -165,6 +166,19 @@ def private_broker(tmp_path: Path) -> Iterator[LocalBroker]:
         LocalBroker(broker.run_dir, port=broker.port).stop()
 
 
+def _restart(broker: LocalBroker, rack: str = "cn-north-1a") -> None:
+    """Start the stopped broker again on its port and data (a busy machine may need a retry
+    while the old process lets go of the port)."""
+    for attempt in range(3):
+        try:
+            LocalBroker(broker.run_dir, port=broker.port, rack=rack).start(timeout_s=120)
+            return
+        except BrokerError:
+            if attempt == 2:
+                raise
+            time.sleep(3)
+
+
 def _readyz(worker: WorkerProcess) -> dict[str, Any]:
     status, body = worker.get("/readyz")
     return {"status": status, **(json.loads(body) if body.startswith("{") else {})}
@@ -204,13 +218,12 @@ def test_readiness_follows_the_broker_and_a_rack_change_stops_production(
         assert metric_sum(worker.metrics(), "consentgate_broker_connected") == 0
         assert metric_sum(worker.metrics(), "consentgate_ready") == 0
 
-        LocalBroker(private_broker.run_dir, port=private_broker.port).start(timeout_s=120)
+        _restart(private_broker)
         wait_until(lambda: _readyz(worker)["status"] == 200, 120, "ready again")
 
         # Restarted outside the mainland racks: the worker stops producing.
         private_broker.stop()
-        moved = LocalBroker(private_broker.run_dir, port=private_broker.port, rack="us-west-1a")
-        moved.start(timeout_s=120)
+        _restart(private_broker, rack="us-west-1a")
         violations = 'consentgate_residency_violations_total{kind="rack_outside"}'
         wait_until(
             lambda: metric_sum(worker.metrics(), violations) > 0, 120, "the new rack refused"

@@ -128,7 +128,12 @@ def test_the_pipeline_reads_raw_and_consent_and_writes_mainland_and_consent_stat
 
 def test_only_the_pipeline_reads_raw_topics_and_the_checkpoint() -> None:
     names = _topic_names()
-    guarded = {names["raw_device"], names["raw_log"], names["kanon_pending"]}
+    guarded = {
+        names["raw_device"],
+        names["raw_log"],
+        names["kanon_pending"],
+        names["kanon_repartition"],
+    }
     for key, ops in _topic_grants().items():
         if key != "pipeline":
             assert not ops["READ"] & guarded, key
