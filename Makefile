@@ -46,11 +46,11 @@ demo: install
 bench: install
 	$(BIN)/python -m benchmarks.run
 
-# What analysts get and at what risk (PRIVACY.md): live runs with 1 and 2 workers on a
-# private broker (about 8 minutes), then in-process runs over k and the hold bound, and
+# What analysts get and at what risk (PRIVACY.md): live runs with 1, 2 and 4 workers on a
+# private broker (about 12 minutes), then in-process runs over k and the hold bound, and
 # over the time of day (about 8 minutes).
 privacy-report: install
-	$(BIN)/python -m benchmarks.privacy_report --workers 1 2
+	$(BIN)/python -m benchmarks.privacy_report --workers 1 2 4
 	$(BIN)/python -m benchmarks.privacy_report --sweep --out benchmarks/results/privacy-sweep.json
 	$(BIN)/python -m benchmarks.privacy_report --day-hours 0 4 12 16 \
 	  --out benchmarks/results/privacy-day.json

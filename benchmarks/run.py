@@ -167,6 +167,21 @@ def main(argv: list[str] | None = None) -> int:
             "pipeline_1_alos",
             lambda: run_pipeline(loader, bootstrap, work, "a1.", logs, extra=["--at-least-once"]),
         )
+        # The repartition hop (grouping across workers), measured against local grouping.
+        local = ["--kanon-grouping", "local"]
+        step(
+            "pipeline_1_local",
+            lambda: run_pipeline(loader, bootstrap, work, "l1.", logs, extra=local),
+        )
+        if confluent_missing:
+            result["skipped"]["pipeline_1_confluent_local"] = confluent_missing
+        else:
+            step(
+                "pipeline_1_confluent_local",
+                lambda: run_pipeline(
+                    loader, bootstrap, work, "cl.", logs, extra=["--client", "confluent", *local]
+                ),
+            )
         if confluent_missing:
             result["skipped"]["pipeline_1_confluent"] = confluent_missing
             result["skipped"]["passthrough_confluent"] = confluent_missing

@@ -50,6 +50,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guardian-age", type=int, help="guardian consent below this age (14)")
     parser.add_argument("--sink-bootstrap", help="output cluster, if not the source cluster")
     parser.add_argument(
+        "--kanon-grouping",
+        choices=("repartition", "local"),
+        help="group held records by region across workers (repartition, the default), or "
+        "per worker on its own raw partitions (local: one worker owning them all)",
+    )
+    parser.add_argument(
         "--metrics-port",
         type=port_or_any,
         help="first metrics port; worker i uses port+i; 0 for any free port (9400)",
@@ -99,6 +105,7 @@ def _pipeline_settings(args: argparse.Namespace, index: int) -> PipelineSettings
         min_policy_version=args.min_policy_version,
         guardian_age=args.guardian_age,
         sink_bootstrap_servers=args.sink_bootstrap,
+        kanon_grouping=args.kanon_grouping,
         metrics_port=args.metrics_port,
         anonymization_policy=args.policy,
         exactly_once=False if args.at_least_once else None,
