@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.pipeline import MAX_DELAY_S, RAW_PARTITIONS, _drain, summarize
+from benchmarks.pipeline import MAX_DELAY_S, _drain, summarize
 from benchmarks.stats import quantile
-from benchmarks.workers import metric_sum, start_workers, wait_assigned
+from benchmarks.workers import input_partitions, metric_sum, start_workers, wait_assigned
 from benchmarks.workload import Workload, prepare_prefix
 from ingest.topics import TopicSet
 from ingest.transport import ConsumerOptions, ProducerOptions, TopicPartition, Transport
@@ -110,7 +110,7 @@ def run_latency(
     )
     probe = _Probe(loader, topics.name("dead_letter"))
     try:
-        wait_assigned(workers, RAW_PARTITIONS)
+        wait_assigned(workers, input_partitions(topics))
         probe.start()
         probe.ready.wait(30)
         sent, sent_at = publish_paced(loader, topics, work, rate, DURATION_S)

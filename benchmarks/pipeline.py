@@ -20,6 +20,7 @@ from benchmarks.workers import (
     WorkerFailed,
     WorkerProc,
     by_label,
+    input_partitions,
     merged,
     metric_sum,
     start_workers,
@@ -58,7 +59,7 @@ def run_pipeline(
         bootstrap, prefix, processes, log_dir, group=f"{prefix}pipeline", extra=flags
     )
     try:
-        wait_assigned(workers, RAW_PARTITIONS)
+        wait_assigned(workers, input_partitions(topics, flags))
         produce_s = produce(loader, topics, work.events)
         total = len(work.events)
         t0 = time.monotonic()

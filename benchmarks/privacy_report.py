@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.privacy_oracle import Candidate, Index, candidates, utility
-from benchmarks.workers import WorkerProc, merged, metric_sum, start_workers, wait_assigned
+from benchmarks.workers import (
+    WorkerProc,
+    input_partitions,
+    merged,
+    metric_sum,
+    start_workers,
+    wait_assigned,
+)
 from benchmarks.workload import create_topics, fast_transport
 from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
@@ -256,7 +263,7 @@ def run_live(
                 pub.send_valid("consent_record", record)
         extra = ["--k", str(k), "--max-delay", str(delay_ms / 1000), "--client", client]
         procs = start_workers(bootstrap, topics.prefix, workers, log_dir, group="p", extra=extra)
-        wait_assigned(procs, partitions=12)
+        wait_assigned(procs, input_partitions(topics, extra))
         began = time.monotonic()
         feeder = threading.Thread(target=_feed, args=(transport, topics, data, began))
         feeder.start()

@@ -22,9 +22,9 @@ from typing import Any
 
 from benchmarks.latency import publish_paced
 from benchmarks.machine import load_average
-from benchmarks.pipeline import MAX_DELAY_S, RAW_PARTITIONS
+from benchmarks.pipeline import MAX_DELAY_S
 from benchmarks.run import RESULTS_DIR, _start_broker
-from benchmarks.workers import metric_sum, start_workers, wait_assigned
+from benchmarks.workers import input_partitions, metric_sum, start_workers, wait_assigned
 from benchmarks.workload import fast_transport, generate, prepare_prefix
 from ingest.broker import LocalBroker
 
@@ -45,7 +45,7 @@ def soak(minutes: float, rate: float, client: str, events: int) -> dict[str, Any
         workers = start_workers(bootstrap, "soak.", 1, tmp, group="soak", extra=extra)
         worker = workers[0]
         try:
-            wait_assigned(workers, RAW_PARTITIONS)
+            wait_assigned(workers, input_partitions(topics, extra))
             sent: list[int] = []
             duration = minutes * 60
             publisher = threading.Thread(

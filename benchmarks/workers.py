@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks.machine import cpu_seconds, rss_mb
 from ingest.broker import free_port
+from ingest.topics import Role, TopicSet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,6 +143,15 @@ def _busy(port: int) -> bool:
 
 class WorkerFailed(RuntimeError):
     """A benchmark worker exited or never became ready."""
+
+
+def input_partitions(topics: TopicSet, extra: Sequence[str] = ()) -> int:
+    """Partitions a worker group consumes: the raw topics, and the repartition topic unless
+    the workers run with `--kanon-grouping local`."""
+    roles: list[Role] = ["raw_device", "raw_log"]
+    if "local" not in extra:
+        roles.append("kanon_repartition")
+    return sum(topics.specs[role].partitions for role in roles)
 
 
 def wait_assigned(workers: Sequence[WorkerProc], partitions: int, timeout_s: float = 120) -> None:
