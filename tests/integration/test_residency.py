@@ -24,7 +24,7 @@ def us_sink(tmp_path: Path) -> Iterator[str]:
     """A second local broker whose rack is outside the mainland allow-list."""
     broker = LocalBroker(run_dir=tmp_path / "sink", rack="us-east-1a")
     try:
-        bootstrap = broker.start(timeout_s=90)
+        bootstrap = broker.start(timeout_s=180)
     except Exception as exc:  # the run must fail loudly, never skip
         pytest.fail(f"no sink broker: {exc}", pytrace=False)
     try:
@@ -99,7 +99,7 @@ def test_exactly_once_to_a_separate_mainland_cluster_fails_closed_with_a_reason(
     """One Kafka transaction cannot span two clusters: refuse instead of aborting forever."""
     broker = LocalBroker(run_dir=tmp_path / "cn-sink", rack="cn-north-1b")
     try:
-        sink_bootstrap = broker.start(timeout_s=90)
+        sink_bootstrap = broker.start(timeout_s=180)
     except Exception as exc:  # the run must fail loudly, never skip
         pytest.fail(f"no sink broker: {exc}", pytrace=False)
     try:
