@@ -86,6 +86,10 @@ class ProducerOptions:
     request_timeout_ms: int = 10_000
     max_in_flight: int = 5
     transaction_timeout_ms: int = 60_000
+    # How long kafka-python's send() may block for topic metadata or buffer space, and
+    # init_transactions() for the coordinator. librdkafka never blocks there: it fails
+    # the delivery after delivery_timeout_ms instead.
+    max_block_ms: int = 60_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,7 @@ class KafkaPythonProducer:
             compression_type=_COMPRESSION[options.compression],
             delivery_timeout_ms=options.delivery_timeout_ms,
             request_timeout_ms=options.request_timeout_ms,
+            max_block_ms=options.max_block_ms,
             max_in_flight_requests_per_connection=options.max_in_flight,
             retries=2**31 - 1,
         )

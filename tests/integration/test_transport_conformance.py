@@ -167,10 +167,13 @@ def test_unreachable_broker_is_reported_never_silent(
 def test_records_to_a_missing_topic_raise_instead_of_vanishing(
     client_transport: Transport,
 ) -> None:
-    options = ProducerOptions(delivery_timeout_ms=3000, request_timeout_ms=2000, linger_ms=0)
+    options = ProducerOptions(
+        delivery_timeout_ms=3000, request_timeout_ms=2000, linger_ms=0, max_block_ms=3000
+    )
     producer = client_transport.producer(options)
     missing = f"missing-{uuid.uuid4().hex}"
-    # kafka-python raises from send (after its 60 s metadata wait); librdkafka from flush
+    # kafka-python raises from send (after max_block_ms waiting for metadata); librdkafka
+    # from flush
     with pytest.raises(TransportError) as raised:
         producer.send(missing, b"v", key=b"k1")
         producer.send(missing, b"v", key=b"k2")
