@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from consumers import consent_changes as cc
@@ -154,8 +154,20 @@ def arrivals(draw: st.DrawFn) -> tuple[list[Step], list[int]]:
     return steps, arrival
 
 
+# Two acceptances of one millisecond, the newer version first: the older one, applied
+# last, is in force over the span, and it is below the minimum.
+_SAME_MS = [
+    Step(BASE, "birth", birth=(None, None, False)),
+    Step(BASE, "accept", version=1),
+    Step(BASE, "grant", key="analytics"),
+    Step(BASE, "accept", version=2),
+]
+
+
 @settings(max_examples=400, deadline=None)
 @given(arrivals(), rules_st, st.integers(0, 3 * STEP))
+@example((_SAME_MS, [0, 2, 3, 1]), ConsentRules(min_policy_version=2), 0)
+@example((_SAME_MS, [0, 1, 2, 3]), ConsentRules(min_policy_version=2), 0)
 def test_any_arrival_order_folds_to_the_naive_fold_of_the_history_at_every_instant(
     history: tuple[list[Step], list[int]], rules: ConsentRules, extra: int
 ) -> None:

@@ -144,7 +144,13 @@ def oracle(
     if any(s.kind == "cancel" for s in steps):
         return "account_cancelled", frozenset(), False
     minor = _oracle_minor(steps, event, rules)
-    in_force = max((s.version for s in steps if s.kind == "accept" and s.at <= event), default=0)
+    # SPEC 5: the accepted version must be at or above the minimum over the whole span,
+    # from the acceptance in force at the event (the last made at or before it, in the
+    # timeline's order) through every acceptance made after it, up to now.
+    accepts = [s for s in steps if s.kind == "accept"]
+    before = [s.version for s in accepts if s.at <= event]
+    after = [s.version for s in accepts if event < s.at <= now]
+    in_force = min([before[-1], *after]) if before else 0
     if in_force < rules.min_policy_version:
         return "policy_version_too_old", frozenset(), minor
     if minor and not _held(steps, "guardian", event, now):
