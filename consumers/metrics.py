@@ -152,3 +152,28 @@ KANON_CAPPED = Counter(
     "(released, suppressed).",
     ["action"],
 )
+
+
+def _summed(counter: Counter) -> int:
+    return int(
+        sum(
+            sample.value
+            for family in counter.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        )
+    )
+
+
+def outcome_totals() -> dict[str, int]:
+    """This process's accounting terms, summed over labels (the worker's last log line)."""
+    with UPDATE_LOCK:
+        return {
+            "consumed": _summed(CONSUMED),
+            "forwarded": _summed(FORWARDED),
+            "dropped": _summed(DROPPED),
+            "dead_lettered": _summed(DEAD_LETTERED),
+            "suppressed": _summed(SUPPRESSED),
+            "pending_restored": _summed(PENDING_RESTORED),
+            "pending_handed_off": _summed(PENDING_HANDED_OFF),
+        }

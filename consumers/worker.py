@@ -344,7 +344,7 @@ class Worker:
                 log.warning("producer close failed", exc_info=True)
         if self.server is not None:
             self.server.stop()
-        log.info("worker stopped")
+        log.info("worker stopped", extra=m.outcome_totals())
 
     # -- the loop ----------------------------------------------------------
 

@@ -218,6 +218,7 @@ class Feeder(threading.Thread):
         self._records = records
         self._pause = seconds * chunk / max(1, len(records))
         self._chunk = chunk
+        self._hurry = threading.Event()
         self.error: BaseException | None = None
         self.sent = 0
 
@@ -230,12 +231,14 @@ class Feeder(threading.Thread):
                         publisher.send_valid(event_type, record)
                     publisher.flush()
                     self.sent = min(len(self._records), start + self._chunk)
-                    time.sleep(self._pause)
+                    self._hurry.wait(self._pause)
         except BaseException as exc:  # reported by finish()
             self.error = exc
 
-    def finish(self, timeout_s: float = 60) -> None:
-        """Wait for the last record; re-raise a publishing failure."""
+    def finish(self, timeout_s: float = 60, hurry: bool = False) -> None:
+        """Wait for the last record (sent at once with `hurry`); re-raise a publishing failure."""
+        if hurry:
+            self._hurry.set()
         self.join(timeout_s)
         assert not self.is_alive(), "feeder did not finish in time"
         if self.error is not None:
