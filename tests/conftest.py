@@ -108,3 +108,24 @@ def client(request: pytest.FixtureRequest) -> str:
 def client_transport(kafka_settings: KafkaSettings, client: str) -> Transport:
     """The transport of the parametrized `client` for the session broker."""
     return make_transport(kafka_settings.model_copy(update={"client": client}))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first: fault tests, then the other integration tests, then unit tests.
+
+    `make test` spreads test files over processes (pytest-xdist, `--dist loadfile`) in
+    collection order; starting the long files first keeps one process from finishing
+    alone with a long file at the end. The sort is stable: within a tier, files and tests
+    keep their order, and a file's tests stay together (module fixtures are built once).
+    """
+
+    def tier(item: pytest.Item) -> int:
+        if item.get_closest_marker("fault"):
+            return 0
+        return 1 if item.get_closest_marker("integration") else 2
+
+    file_tier: dict[str, int] = {}
+    for item in items:
+        path = str(item.path)
+        file_tier[path] = min(file_tier.get(path, 2), tier(item))
+    items.sort(key=lambda item: file_tier[str(item.path)])
