@@ -35,7 +35,7 @@ typecheck: install
 # longest files first (tests/conftest.py orders them); each process starts its own
 # local broker. Most of a Kafka test is waiting on the broker
 # and worker subprocesses, so two processes halve the time even on a busy 2-core machine.
-TEST_PROCESSES ?= 2
+TEST_PROCESSES ?= 2  # 0: in this one process
 
 test: install promtool lint typecheck
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscopereorder

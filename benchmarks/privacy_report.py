@@ -253,10 +253,27 @@ def run_live(
     """Real workers on a private broker; events published at their send times."""
     broker = LocalBroker(log_dir / "broker", heap_mb=768)
     bootstrap = broker.start()
+    try:
+        return run_on_broker(bootstrap, "privacy.", data, k, delay_ms, workers, client, log_dir)
+    finally:
+        broker.stop()
+
+
+def run_on_broker(
+    bootstrap: str,
+    prefix: str,
+    data: Traffic,
+    k: int,
+    delay_ms: int,
+    workers: int,
+    client: str,
+    log_dir: Path,
+) -> Outcome:
+    """Real workers on a given broker, topics named with `prefix`; events sent in real time."""
     procs: list[WorkerProc] = []
     try:
         transport = fast_transport(bootstrap)
-        topics = load_topic_set(prefix="privacy.")
+        topics = load_topic_set(prefix=prefix)
         create_topics(transport, topics)
         with Publisher(transport, topics) as pub:
             for record in data.consent_records:
@@ -302,7 +319,6 @@ def run_live(
     finally:
         for w in procs:
             w.stop()
-        broker.stop()
 
 
 def measure(data: Traffic, out: Outcome, k: int, min_policy: int = 1) -> dict[str, Any]:
