@@ -142,14 +142,14 @@ def test_worker_killed_and_restarted_repeatedly_loses_and_repeats_nothing(
     on_client = [*KANON, "--client", client]
     with fresh_topic_set(transport) as topics:
         publish_consents(transport, topics, workload)
-        feeder = Feeder(transport, topics, workload.events, seconds=45)
+        feeder = Feeder(transport, topics, workload.events, seconds=120)  # hurried after the kills
         feeder.start()
         sent_at_kill: list[int] = []
         for _ in range(3):
             worker = start_worker(
                 kafka_bootstrap, topics, tmp_path, group=group_id, extra=on_client
             )
-            worker.wait_ready(timeout_s=120)
+            worker.wait_ready()
             time.sleep(rng.uniform(1, 3))
             worker.kill()
             sent_at_kill.append(feeder.sent)
@@ -157,7 +157,7 @@ def test_worker_killed_and_restarted_repeatedly_loses_and_repeats_nothing(
         publish(transport, topics, workload.closers)
         final = start_worker(kafka_bootstrap, topics, tmp_path, group=group_id, extra=on_client)
         try:
-            final.wait_ready(timeout_s=120)
+            final.wait_ready()
             _caught_up(transport, topics, group_id)
             _released_all(final)
             assert_accounting(final)
@@ -177,7 +177,7 @@ def test_worker_killed_and_restarted_repeatedly_loses_and_repeats_nothing(
             extra=["--k", "2", "--max-delay", "0", "--client", client],
         )
         try:
-            drain.wait_ready(timeout_s=60)
+            drain.wait_ready()
             wait_until(
                 lambda: live_checkpoint_keys(transport, topics) == set(),
                 30,
@@ -201,30 +201,32 @@ def test_second_worker_joining_and_first_leaving_mid_stream_loses_and_repeats_no
 ) -> None:
     with fresh_topic_set(transport) as topics:
         publish_consents(transport, topics, workload)
-        feeder = Feeder(transport, topics, workload.events, seconds=30)
+        # Paced slowly enough to still be sending at the SIGTERM on a busy machine; the
+        # rest goes at once after it.
+        feeder = Feeder(transport, topics, workload.events, seconds=120)
         feeder.start()
         first = start_worker(
             kafka_bootstrap, topics, tmp_path, index=0, group=group_id, extra=KANON
         )
         second: WorkerProcess | None = None
         try:
-            first.wait_ready(timeout_s=60)
+            first.wait_ready()
             time.sleep(2)
             alone = metric_sum(first.metrics(), "consentgate_assigned_partitions")
             second = start_worker(
                 kafka_bootstrap, topics, tmp_path, index=1, group=group_id, extra=KANON
             )
-            second.wait_ready(timeout_s=60)
+            second.wait_ready()
             wait_until(
                 lambda: metric_sum(first.metrics(), "consentgate_assigned_partitions") < alone,
-                30,
+                120,
                 "the first worker to give partitions up",
             )
             time.sleep(2)
             sent_at_stop = feeder.sent
             assert first.stop() == 0, first.log()
             assert sent_at_stop < len(workload.events), "the stream ended before the SIGTERM"
-            feeder.finish()
+            feeder.finish(hurry=True)
             publish(transport, topics, workload.closers)
             _caught_up(transport, topics, group_id)
             _released_all(second)

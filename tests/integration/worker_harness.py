@@ -50,7 +50,7 @@ class WorkerProcess:
         except OSError:
             return 0, ""
 
-    def wait_ready(self, timeout_s: float = 60) -> None:
+    def wait_ready(self, timeout_s: float = 180) -> None:
         """Block until /readyz answers 200; fail with the worker's log otherwise."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
