@@ -243,8 +243,8 @@ def profile_worker(
         )
     by_self = sorted(rows, key=lambda r: -float(r["self_us_per_record"]))[:25]
     wanted = (
-        "pipeline.py", "route.py", "worker.py", "kanon.py", "consent_feed.py", "txn.py",
-        "kafka_python.py", "codec.py",
+        "pipeline.py", "route.py", "worker.py", "batch.py", "transactions.py", "ownership.py",
+        "kanon.py", "consent_feed.py", "txn.py", "kafka_python.py", "codec.py",
     )  # fmt: skip
     ours = [r for r in rows if any(w in str(r["function"]) for w in wanted)]
     by_cum = sorted(ours, key=lambda r: -float(r["cum_us_per_record"]))[:25]
