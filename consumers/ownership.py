@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from consumers import metrics as m
@@ -199,3 +200,45 @@ class Ownership:
         for tp in partitions:
             committed = consumer.committed(tp)
             consumer.seek(tp, committed if committed is not None else 0)
+
+
+COMPANY_GRACE_S = 10.0
+"""After a restore with repartitioning, releases wait at most this long for company."""
+
+
+class CompanyWait:
+    """After a restore with repartitioning, the window's releases wait for company.
+
+    Records restored past their deadline (they waited out a restart or a handover)
+    would otherwise leave at once, alone. Their company comes back through the
+    repartition topic once stage 1 has re-sent what the last owner left uncommitted:
+    releases wait for a commit and then a batch taken from that topic, or for
+    COMPANY_GRACE_S, whichever comes first.
+    """
+
+    def __init__(self) -> None:
+        self._due: float | None = None
+        self._commits = 0
+        self._took_regrouped = False
+
+    def restored(self) -> None:
+        """Held records were restored: start waiting."""
+        self._due = time.monotonic() + COMPANY_GRACE_S
+        self._commits = 0
+        self._took_regrouped = False
+
+    def committed(self) -> None:
+        """A transaction committed."""
+        self._commits += 1
+
+    def took(self, regrouped: bool) -> None:
+        """A batch was processed; `regrouped` when it had repartition records."""
+        self._took_regrouped = regrouped
+
+    def waiting(self) -> bool:
+        """True while releases must still wait."""
+        if self._due is not None and (
+            time.monotonic() >= self._due or (self._commits > 0 and self._took_regrouped)
+        ):
+            self._due = None
+        return self._due is not None

@@ -1,5 +1,8 @@
 """The worker: the only part of the pipeline that does I/O, and its loop.
 
+Before the loop (consumers/startup.py): the stages built from the policy, the
+cluster watch and a passing sink, the consent table, the consent writer, the clients.
+
 One turn of the loop, each step in its own file:
   1. apply rebalances: commit before letting partitions go, restore held records
      and erasures of new ones (consumers/ownership.py);
@@ -19,8 +22,8 @@ No record can stall the worker. Raw records over `max_raw_record_bytes` are
 dead-lettered undecoded; held records too large for a checkpoint chunk are
 suppressed; the window is capped in records and bytes. After `max_batch_failures`
 failed transactions in a row the worker goes careful: one raw record per
-transaction, so a record that still fails alone, on a reachable cluster, is known
-to be the cause; it is dead-lettered (`unprocessable`) with its offset in a
+transaction (consumers/narrowing.py), so a record that still fails alone, on a
+reachable cluster, is known to be the cause; it is dead-lettered (`unprocessable`) with its offset in a
 transaction of its own, and the worker moves on. If even that fails, the worker
 stops with exit status 1 rather than loop. The sink's reachability and residency
 are re-checked by a `ClusterWatch` thread; nothing is produced or committed while
@@ -30,30 +33,23 @@ its last check failed.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Sequence
 
 from consumers import metrics as m
-from consumers.anonymization_config import load_policy
-from consumers.anonymize import Anonymizer
+from consumers import startup
 from consumers.batch import BatchStages
 from consumers.checkpoint import CheckpointBook
 from consumers.cluster_watch import ClusterWatch
-from consumers.consent import ConsentRules
 from consumers.consent_feed import ConsentFeed
 from consumers.consent_writer import ConsentWriter
 from consumers.erasure import ErasureLedger
 from consumers.health import HealthServer, HealthState
-from consumers.kanon import KAnonymityWindow
-from consumers.ownership import Ownership
-from consumers.pipeline import Pipeline, Rejected
+from consumers.narrowing import Narrowing, Next
+from consumers.ownership import CompanyWait, Ownership
+from consumers.pipeline import Rejected
 from consumers.regroup import RegroupKeys
-from consumers.release_policy import ReleasePlan
-from consumers.residency import check_residency
-from consumers.route import Router
-from consumers.scrub import scrub
 from consumers.settings import PipelineSettings
 from consumers.transactions import Transactions
 from ingest.errors import TransportError
@@ -68,10 +64,6 @@ log = logging.getLogger(__name__)
 
 UNPROCESSABLE_REASON = "unprocessable"
 LAG_EVERY_S = 5.0
-COMPANY_GRACE_S = 10.0
-"""After a restore with repartitioning, releases wait at most this long for company."""
-CAREFUL_MAX_RECORDS = 5_000
-"""At most this many raw records are taken one per transaction after repeated failures."""
 
 
 class WorkerStuckError(Exception):
@@ -93,42 +85,9 @@ class Worker:
         self._source = source
         self._sink = sink or source
         self._codec = Codec(default_registry())
-        policy = (
-            load_policy(settings.anonymization_policy)
-            if settings.anonymization_policy
-            else (load_policy())
-        )
-        self._router = Router(
-            self._codec, topics, {name: sp.output for name, sp in policy.schemas.items()}
-        )
-        constants = {
-            "policy_version": policy.version,
-            "min_consent_policy_version": settings.min_policy_version,
-        }
-        plans = {
-            name: ReleasePlan(name, sp.output, sp.release, constants)
-            for name, sp in policy.schemas.items()
-        }
-        self._pipeline = Pipeline(
-            self._codec,
-            ConsentRules(
-                min_policy_version=settings.min_policy_version,
-                guardian_age=settings.guardian_age,
-                missing_birth_needs_guardian=settings.missing_birth_needs_guardian,
-            ),
-            Anonymizer(policy, scrub),
-            settings.person_key(),
-            {topics.name("raw_device"): "device_event", topics.name("raw_log"): "log_event"},
-            max_raw_bytes=settings.max_raw_record_bytes,
-        )
-        self._kanon = KAnonymityWindow(
-            plans,
-            k=settings.k,
-            max_delay_ms=settings.kanon_max_delay_ms,
-            rng=random.SystemRandom(),
-            max_held=settings.kanon_max_held,
-            max_held_bytes=settings.kanon_max_held_bytes,
-        )
+        parts = startup.build_parts(settings, topics, self._codec)
+        self._router, self._pipeline, self._kanon = parts.router, parts.pipeline, parts.window
+        plans = parts.plans
         raw_topics = [topics.name("raw_device"), topics.name("raw_log")]
         # Grouping across workers (consumers.regroup): held records go through the
         # repartition topic, and the window holds what this worker takes from it.
@@ -178,12 +137,8 @@ class Worker:
         self.server: HealthServer | None = None
         self._watch: ClusterWatch | None = None
         self._watch_thread: threading.Thread | None = None
-        self._company_due: float | None = None  # hold releases until restored get company
-        self._company_commits = 0
-        self._took_regrouped = False
-        self._failures = 0  # failed transactions since the last commit
-        self._careful = 0  # raw records still to take one per transaction
-        self._polled: list[Message] = []  # what the open transaction consumed, when careful
+        self._company = CompanyWait()
+        self._narrowing = Narrowing(settings.max_batch_failures)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -197,10 +152,16 @@ class Worker:
             log.info("metrics endpoint up", extra={"port": self.server.port})
         m.LAST_COMMIT.set(time.time())
         try:
-            if not self._wait_for_residency():
+            self._watch = startup.cluster_watch(
+                self._sink, s, self._router, self.topics, self.health
+            )
+            self._watch_thread = startup.in_thread(
+                self._watch.run, self.stop_event, "cluster-watch"
+            )
+            if not startup.wait_for_sink(self._watch, self.health, self.stop_event):
                 return 0
-            self._router.spread_over(self._output_partitions())
-            if self._distinct_sink() and s.exactly_once:
+            self._router.spread_over(startup.output_partitions(self._sink, self._router))
+            if startup.distinct_sink(self._source, self._sink) and s.exactly_once:
                 log.error(
                     "exactly-once needs the sink on the source cluster: one Kafka transaction "
                     "cannot span two clusters; mirror the raw topics to the sink cluster or "
@@ -215,7 +176,10 @@ class Worker:
                 "consent table loaded", extra={"records": loaded, "users": len(self._feed.table)}
             )
             if s.consent_writer:
-                self._start_consent_writer()
+                self._writer = startup.consent_writer(self._source, self.topics, self._codec, s)
+                self._writer_thread = startup.in_thread(
+                    self._writer.run, self.stop_event, "consent-writer"
+                )
             self._consumer = self._source.consumer(
                 ConsumerOptions(
                     group_id=s.group_id,
@@ -237,71 +201,6 @@ class Worker:
         finally:
             self.health.stopping = True
             self._shutdown()
-
-    def _start_consent_writer(self) -> None:
-        """Fold published consent changes in a thread of this process (consumers.consent_writer)."""
-        s = self.settings
-        self._writer = ConsentWriter(
-            self._source,
-            self.topics,
-            self._codec,
-            group_id=f"{s.group_id}-consent-writer",
-            transactional_id=f"{s.transactional_id(self.topics.prefix)}-consent",
-        )
-        self._writer_thread = threading.Thread(
-            target=self._writer.run, args=(self.stop_event,), name="consent-writer", daemon=True
-        )
-        self._writer_thread.start()
-
-    def _distinct_sink(self) -> bool:
-        """True when outputs go to another cluster than the one consumed from."""
-        return self._sink is not self._source and (
-            self._sink.bootstrap_servers != self._source.bootstrap_servers
-        )
-
-    def _output_partitions(self) -> dict[str, int]:
-        """Partition counts of the analyst topics on the sink ({} if they cannot be read).
-
-        Read from topic metadata by a short-lived group-less consumer: that needs
-        only DESCRIBE on the topics, which the pipeline's ACLs grant.
-        """
-        probe = self._sink.consumer(ConsumerOptions(group_id=None))
-        try:
-            return {
-                topic: len(probe.partitions_for(topic)) for topic in self._router.topic_of.values()
-            }
-        except TransportError as exc:
-            log.warning(
-                "analyst topics not described; the client picks partitions",
-                extra={"error": str(exc)},
-            )
-            return {}
-        finally:
-            probe.close()
-
-    def _wait_for_residency(self) -> bool:
-        """Start the cluster watch; fail closed: produce nothing until the sink passes."""
-        s = self.settings
-        targets = self._router.targets()
-        self._watch = ClusterWatch(
-            self._sink,
-            lambda brokers: check_residency(
-                brokers, s.residency_allow, targets, self.topics.is_mainland
-            ),
-            self.health,
-            s.residency_recheck_ms / 1000,
-        )
-        self._watch.request_check()
-        self._watch_thread = threading.Thread(
-            target=self._watch.run, args=(self.stop_event,), name="cluster-watch", daemon=True
-        )
-        self._watch_thread.start()
-        while not self.stop_event.is_set():
-            self.health.last_loop = time.monotonic()  # waiting, not stalled
-            if self._watch.wait_checked(1.0):
-                return True
-            self.stop_event.wait(0.5)
-        return False
 
     def _shutdown(self) -> None:
         try:
@@ -335,7 +234,7 @@ class Worker:
             if not self.health.residency_ok:
                 self._hold_off()
                 continue
-            limit = 1 if self._careful else s.max_poll_records
+            limit = self._narrowing.poll_limit(s.max_poll_records)
             messages = self._consumer.poll(limit, s.poll_timeout_ms / 1000)
             try:
                 if self._owned.apply(
@@ -349,27 +248,16 @@ class Worker:
                 if restored:
                     self._owned.restore_assigned()
                     if self._regrouping:
-                        # Company for restored records comes back through the repartition
-                        # topic once stage 1 has re-sent what the last owner left
-                        # uncommitted: a commit, then a batch taken from that topic.
-                        self._company_due = time.monotonic() + COMPANY_GRACE_S
-                        self._company_commits = 0
-                        self._took_regrouped = False
+                        self._company.restored()
                 now_ms = int(time.time() * 1000)
                 if messages:
                     # Records fetched before a revocation belong to the new owner now.
                     owned = self._consumer.assignment()
                     messages = [m for m in messages if (m.topic, m.partition) in owned]
                 if messages:
-                    if self._careful:
-                        self._polled.extend(messages)
+                    self._narrowing.took(messages)
                     self._process(messages, now_ms)
-                if self._company_due is not None and (
-                    time.monotonic() >= self._company_due
-                    or (self._company_commits > 0 and self._took_regrouped)
-                ):
-                    self._company_due = None
-                if (not restored or messages) and self._company_due is None:
+                if (not restored or messages) and not self._company.waiting():
                     # Records restored past their deadline (they waited out a restart) get
                     # one polled batch of company before they leave, not an empty window.
                     self._stages.release(now_ms)
@@ -378,7 +266,7 @@ class Worker:
                 if txn is not None and (
                     time.monotonic() - txn.started >= interval
                     or txn.records >= s.commit_max_records
-                    or (self._careful and txn.records > 0)
+                    or self._narrowing.commit_due(txn.records)
                 ):
                     self._commit()
             except FencedError:
@@ -399,7 +287,7 @@ class Worker:
         assert self._feed is not None
         self._feed.catch_up()
         self._note_consent()
-        self._took_regrouped = self._stages.process(messages, self._feed.table, now_ms)
+        self._company.took(self._stages.process(messages, self._feed.table, now_ms))
 
     # -- transactions ------------------------------------------------------
 
@@ -408,13 +296,8 @@ class Worker:
         txn = self._txns.commit()
         if txn is None:
             return
-        self._company_commits += 1
-        self._failures = 0
-        self._polled = []
-        if self._careful:
-            self._careful = max(0, self._careful - txn.records)
-            if not self._careful:
-                log.info("batches succeed again: back to full batches")
+        self._company.committed()
+        self._narrowing.committed(txn.records)
 
     def _abort_and_rewind(self) -> None:
         self._txns.abort()
@@ -426,38 +309,27 @@ class Worker:
     def _failed(self, cause: str, detail: str) -> None:
         """A transaction failed: abort and rewind, back off, and find a record that fails alone.
 
-        After `max_batch_failures` failures in a row the worker takes one raw record per
-        transaction; when one of them fails that many times alone while the sink passes
-        a fresh check, it is set aside as a dead letter (`_set_aside`). Failures while
-        the cluster is unreachable only back off: an outage is not the record's fault.
+        consumers.narrowing decides what comes next; a suspect record is set aside as a
+        dead letter (`_set_aside`) only while the sink passes a fresh check: failures
+        while the cluster is unreachable only back off, an outage is not the record's fault.
         """
         m.BATCH_FAILURES.labels(cause).inc()
-        self._failures += 1
-        txn, polled = self._txns.current, self._polled
-        # Careful: each transaction takes one polled record (it may fail before counting it).
-        alone = bool(self._careful) and txn is not None and len(polled) == 1
+        txn = self._txns.current
         log.error(
             "transaction failed; rewinding",
-            extra={"cause": cause, "error": detail, "failures": self._failures},
+            extra={"cause": cause, "error": detail, "failures": self._narrowing.failures + 1},
         )
+        step, suspect = self._narrowing.failed(txn.records if txn is not None else None)
         self._abort_and_rewind()
-        self._polled = []
         if self._watch is not None:
             self._watch.request_check()  # a broker that restarted may have moved
-        limit = self.settings.max_batch_failures
-        if self._failures >= limit and not self._careful:
-            self._careful = min(CAREFUL_MAX_RECORDS, max(1, txn.records if txn else 1))
-            self._failures = 0
-            log.warning(
-                "transactions keep failing: taking one record per transaction",
-                extra={"records": self._careful},
-            )
+        if step is Next.GO_CAREFUL:
             self.health.progressing = False
             return
-        if alone and self._failures >= limit and self._sink_checked():
-            self._set_aside(polled[0])
+        if suspect is not None and self._sink_checked():
+            self._set_aside(suspect)
             return
-        self.stop_event.wait(min(5.0, 0.1 * 2**self._failures))
+        self.stop_event.wait(self._narrowing.back_off_s())
 
     def _sink_checked(self) -> bool:
         """True when a check made now finds the sink reachable and passing residency."""
@@ -492,7 +364,7 @@ class Worker:
             ) from None
         assert self._consumer is not None
         self._consumer.seek(tp, msg.offset + 1)
-        self._failures = 0
+        self._narrowing.set_aside()
         log.error(
             "record set aside as a dead letter after failing alone",
             extra={"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
@@ -523,7 +395,7 @@ class Worker:
         stuck = txn is not None and (
             time.monotonic() - txn.started > self.settings.stuck_after_ms / 1000
         )
-        self.health.progressing = not stuck and self._failures < self.settings.max_batch_failures
+        self.health.progressing = not stuck and self._narrowing.progressing
 
     def _update_lag(self) -> None:
         self._last_lag = time.monotonic()
