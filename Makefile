@@ -33,12 +33,13 @@ typecheck: install
 
 # The suite runs in TEST_PROCESSES processes (pytest-xdist), whole files to one process,
 # longest files first (tests/conftest.py orders them); each process starts its own
-# local broker. Most of a Kafka test is waiting on the broker
-# and worker subprocesses, so two processes halve the time even on a busy 2-core machine.
-TEST_PROCESSES ?= 2  # 0: in this one process
+# local broker. Most of a Kafka test is waiting on the broker and worker subprocesses,
+# so two processes halve the time even on a busy 2-core machine.
+# TEST_PROCESSES=0 runs the suite in this one process.
+TEST_PROCESSES ?= 2
 
 test: install promtool lint typecheck
-	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscopereorder
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 
 unit: install
 	$(BIN)/pytest tests/unit

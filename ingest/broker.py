@@ -28,6 +28,8 @@ LOG4J_PATH = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 HOST = "127.0.0.1"
 STATE_FILE = "broker.json"
 CONSOLE_FILE = "broker.out"
+PORT_ATTEMPTS = 3
+"""Starts tried with fresh ports when a picked port was bound by someone else first."""
 STARTED_LINE = "Kafka Server started"
 _MARKER = ".complete"
 _USER_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -262,6 +264,7 @@ class LocalBroker:
         self.heap_mb = heap_mb
         self._sasl_users = dict(sasl_users) if sasl_users else None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._offsets: dict[Path, int] = {}  # where the last start's output begins
 
     def __repr__(self) -> str:
         """Name the run folder and settings, never the passwords."""
@@ -293,6 +296,17 @@ class LocalBroker:
         lib = ensure_jars()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / STATE_FILE).unlink(missing_ok=True)
+        # Ports picked here were free a moment ago; another process may bind one before
+        # the broker does (parallel test processes start brokers at once): then new ones.
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return self._start_once(java, lib, timeout_s)
+            except BrokerError:
+                if attempt == PORT_ATTEMPTS or not self._port_was_taken():
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self, java: str, lib: Path, timeout_s: float) -> str:
         port = self.port or free_port()
         controller_port = free_port()
         while controller_port == port:
@@ -309,6 +323,8 @@ class LocalBroker:
             handle.write(text)
         self._format_storage(java, lib)
         log_offset = self.log_file.stat().st_size if self.log_file.is_file() else 0
+        console = self.run_dir / CONSOLE_FILE
+        self._offsets = {self.log_file: log_offset, console: self._console_size()}
         pid = self._launch(java, lib)
         bootstrap = f"{HOST}:{port}"
         state = _State(pid=pid, port=port, bootstrap=bootstrap, rack=self.rack)
@@ -320,6 +336,23 @@ class LocalBroker:
             (self.run_dir / STATE_FILE).unlink(missing_ok=True)
             raise
         return bootstrap
+
+    def _console_size(self) -> int:
+        console = self.run_dir / CONSOLE_FILE
+        return console.stat().st_size if console.is_file() else 0
+
+    def _port_was_taken(self) -> bool:
+        """True when the last start's log or console output says a port was already bound."""
+        for path, offset in self._offsets.items():
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(offset)
+                    tail = handle.read()
+            except OSError:
+                continue
+            if b"Address already in use" in tail or b"BindException" in tail:
+                return True
+        return False
 
     def stop(self, timeout_s: float = 20) -> bool:
         """Stop the broker (SIGTERM, SIGKILL after the timeout); False when none was running."""

@@ -16,12 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from ingest.config import KafkaSettings, load_settings
 from ingest.topics import ROLES, TopicSet, load_topic_set
 from ingest.transport import Transport, make_transport
 
 TEST_PARTITIONS = 3
+
+# No wall-clock limits in tests: Hypothesis's default 200 ms deadline per example failed
+# a property test on a busy machine. Speed is measured by benchmarks/.
+hypothesis_settings.register_profile("suite", deadline=None)
+hypothesis_settings.load_profile("suite")
 
 
 def _docker_answers() -> bool:

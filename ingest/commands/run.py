@@ -83,8 +83,11 @@ def run(args: argparse.Namespace) -> int:
     return _run_worker(args)
 
 
-def _pipeline_settings(args: argparse.Namespace, index: int) -> PipelineSettings:
-    """The worker's settings from environment and flags; a bad value is a ConfigError."""
+def _pipeline_settings(args: argparse.Namespace, index: int | None) -> PipelineSettings:
+    """The worker's settings from environment and flags; a bad value is a ConfigError.
+
+    `index` None leaves the worker index to CONSENTGATE_WORKER_INDEX (default 0).
+    """
     from consumers.anonymization_config import PolicyError, load_policy
     from consumers.settings import load_pipeline_settings
 
@@ -113,13 +116,18 @@ def _pipeline_settings(args: argparse.Namespace, index: int) -> PipelineSettings
     )
 
 
+def worker_settings(args: argparse.Namespace) -> PipelineSettings:
+    """One worker's settings; its index from --worker-index, else CONSENTGATE_WORKER_INDEX
+    (the deploy files set it), else 0: each worker has its own transactional id."""
+    return _pipeline_settings(args, args.worker_index)
+
+
 def _run_worker(args: argparse.Namespace) -> int:
     from consumers.logs import configure_logging
     from consumers.worker import Worker
 
-    index = args.worker_index or 0
-    settings = _pipeline_settings(args, index)  # a mistake is the CLI's one line, not a log
-    configure_logging(args.log_level, worker=index)
+    settings = worker_settings(args)  # a mistake is the CLI's one line, not a log
+    configure_logging(args.log_level, worker=settings.worker_index)
     topics = topics_from_args(args)
     # Consumer groups carry the topic prefix like topics and transactional ids (see ACLs).
     settings.group_id = topics.prefix + settings.group_id

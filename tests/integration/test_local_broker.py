@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest import broker as broker_module
 from ingest.broker import LocalBroker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,3 +53,27 @@ def test_local_broker_starts_answers_and_stops(tmp_path: Path) -> None:
     assert not broker.status().running
     assert not (run_dir / "broker.json").exists()
     assert _cli_status(run_dir).returncode == 1
+
+
+@pytest.mark.integration
+def test_a_picked_port_bound_by_another_process_first_is_picked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel test processes start brokers at once: a port free a moment ago may not be."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    picks = iter([taken.getsockname()[1]])
+    real_free_port = broker_module.free_port
+    monkeypatch.setattr(broker_module, "free_port", lambda: next(picks, None) or real_free_port())
+    broker = LocalBroker(tmp_path / "broker")
+    try:
+        bootstrap = broker.start(timeout_s=120)
+        assert bootstrap != f"127.0.0.1:{taken.getsockname()[1]}"
+        assert broker.status().running
+        console = (tmp_path / "broker" / "broker.out").read_bytes()
+        server_log = (tmp_path / "broker" / "logs" / "server.log").read_bytes()
+        assert b"Address already in use" in console + server_log, "the first start clashed"
+    finally:
+        broker.stop()
+        taken.close()
