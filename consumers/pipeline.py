@@ -157,7 +157,7 @@ class Pipeline:
             except DecodeError as exc:
                 out.rejected.append(Rejected(msg, "decode", type(exc).__name__, "undecodable"))
                 continue
-            problem = _invalid(event, msg, now_ms)
+            problem = invalid_reason(event, msg, now_ms)
             if problem:
                 out.rejected.append(Rejected(msg, "validate", "InvalidRecord", problem))
                 continue
@@ -165,7 +165,7 @@ class Pipeline:
         return items
 
 
-def _invalid(event: Mapping[str, Any], msg: Message, now_ms: int) -> str | None:
+def invalid_reason(event: Mapping[str, Any], msg: Message, now_ms: int) -> str | None:
     """Why a decoded event cannot be judged (a reason code), or None."""
     user_id = event.get("user_id")
     if not user_id:
