@@ -21,13 +21,13 @@ consumer positions from the committed offsets, the window from its checkpoint.
 No record can stall the worker. Raw records over `max_raw_record_bytes` are
 dead-lettered undecoded; held records too large for a checkpoint chunk are
 suppressed; the window is capped in records and bytes. After `max_batch_failures`
-failed transactions in a row the worker goes careful: one raw record per
-transaction (consumers/narrowing.py), so a record that still fails alone, on a
-reachable cluster, is known to be the cause; it is dead-lettered (`unprocessable`) with its offset in a
-transaction of its own, and the worker moves on. If even that fails, the worker
-stops with exit status 1 rather than loop. The sink's reachability and residency
-are re-checked by a `ClusterWatch` thread; nothing is produced or committed while
-its last check failed.
+failed transactions in a row the worker goes careful (consumers/narrowing.py):
+one raw record per transaction, so a record that still fails alone, on a
+reachable cluster, is known to be the cause; it is dead-lettered (`unprocessable`)
+with its offset in a transaction of its own, and the worker moves on. If even that
+fails, the worker stops with exit status 1 rather than loop. The sink's
+reachability and residency are re-checked by a `ClusterWatch` thread; nothing is
+produced or committed while its last check failed.
 """
 
 from __future__ import annotations
