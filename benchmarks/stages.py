@@ -24,15 +24,17 @@ from typing import Any
 from benchmarks.workload import Encoded, Workload, create_topics, produce
 from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
+from consumers.checkpoint import decode_entry, entry_bytes
 from consumers.consent import ConsentRules, gate
 from consumers.consent_table import ConsentTable
 from consumers.kanon import KAnonymityWindow, PendingEntry
-from consumers.pipeline import Item, Pipeline, _invalid
+from consumers.pipeline import Item, Pipeline, invalid_reason
+from consumers.regroup import RegroupKeys
 from consumers.release_policy import ReleasePlan
 from consumers.route import Router
 from consumers.scrub import scrub
 from consumers.settings import PipelineSettings
-from consumers.tagging import tag_event
+from consumers.tagging import count_levels
 from consumers.worker import Worker
 from ingest.config import KafkaSettings
 from ingest.topics import TopicSet, load_topic_set
@@ -65,7 +67,13 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def time_pure_stages(topics: TopicSet, work: Workload, events: int) -> dict[str, Any]:
-    """µs/record of decode, validate, tag, gate, anonymize, person token, k-anon, encode."""
+    """µs/record of each call the worker's hot path makes, in its order.
+
+    `Pipeline.process` (decode, validate, tag counts, gate, anonymize, person token),
+    then, as `Worker._process` does with the default repartition grouping, the
+    repartition key and the held record's bytes, their decoding on the grouping
+    worker, the k-anonymity window, and the encoding of what it releases.
+    """
     codec = Codec(default_registry())
     settings = PipelineSettings(demo_mode=True)
     rules = ConsentRules()
@@ -86,10 +94,10 @@ def time_pure_stages(topics: TopicSet, work: Workload, events: int) -> dict[str,
     seconds, events_decoded = _timed(lambda: [decode_as(m.value, schema_of[m.topic]) for m in msgs])  # type: ignore[arg-type]
     costs["decode"] = _per_record(seconds, n)
     pairs = list(zip(events_decoded, msgs, strict=True))
-    seconds, _ = _timed(lambda: [_invalid(e, m, now_ms) for e, m in pairs])
+    seconds, _ = _timed(lambda: [invalid_reason(e, m, now_ms) for e, m in pairs])
     costs["validate"] = _per_record(seconds, n)
     items = [Item(e, schema_of[m.topic], m) for e, m in pairs]
-    seconds, _ = _timed(lambda: [tag_event(i.schema, i.event) for i in items])
+    seconds, _ = _timed(lambda: [count_levels(i.schema, i.event) for i in items])
     costs["tag"] = _per_record(seconds, n)
 
     def gate_all() -> list[Any]:
@@ -115,6 +123,15 @@ def time_pure_stages(topics: TopicSet, work: Workload, events: int) -> dict[str,
         name: ReleasePlan(name, spec.output, spec.release, {"policy_version": policy.version})
         for name, spec in policy.schemas.items()
     }
+    regroup = RegroupKeys(plans, hot_share=1 / topics.specs["kanon_repartition"].partitions)
+
+    def repartition() -> list[PendingEntry]:
+        sent = [(regroup.key(e.schema, e.record, now_ms), entry_bytes(e)) for e in entries]
+        return [decode_entry(value) for _key, value in sent]
+
+    seconds, entries = _timed(repartition)
+    costs["regroup_per_kept"] = _per_record(seconds, k)
+    costs["regroup"] = _per_record(seconds, n)
     buffer = KAnonymityWindow(plans, k=settings.k, max_delay_ms=5_000, rng=random.Random(2))
 
     def hold_and_release() -> Any:
@@ -243,8 +260,8 @@ def profile_worker(
         )
     by_self = sorted(rows, key=lambda r: -float(r["self_us_per_record"]))[:25]
     wanted = (
-        "pipeline.py", "route.py", "worker.py", "kanon.py", "consent_feed.py", "txn.py",
-        "kafka_python.py", "codec.py",
+        "pipeline.py", "route.py", "worker.py", "batch.py", "transactions.py", "ownership.py",
+        "kanon.py", "consent_feed.py", "txn.py", "kafka_python.py", "codec.py",
     )  # fmt: skip
     ours = [r for r in rows if any(w in str(r["function"]) for w in wanted)]
     by_cum = sorted(ours, key=lambda r: -float(r["cum_us_per_record"]))[:25]

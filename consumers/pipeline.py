@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from consumers.anonymize import TOO_LONG, AnonymizationError, Anonymizer
@@ -47,11 +47,9 @@ class Rejected:
 
 
 @dataclass(slots=True)
-class BatchOutcome:
-    """Everything one batch produced, for the worker to route, hold and count."""
+class StageCounts:
+    """What the stages count: the one list of these counters, for a batch or a transaction."""
 
-    anonymized: list[PendingEntry] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
     consumed: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     removed_fields: Counter[str] = field(default_factory=Counter)
@@ -59,6 +57,19 @@ class BatchOutcome:
     pii_found: Counter[str] = field(default_factory=Counter)
     minors: Counter[str] = field(default_factory=Counter)
     text_withheld: Counter[str] = field(default_factory=Counter)
+
+    def add_counts(self, other: StageCounts) -> None:
+        """Add every stage counter of `other` to this one's."""
+        for counter in fields(StageCounts):
+            getattr(self, counter.name).update(getattr(other, counter.name))
+
+
+@dataclass(slots=True)
+class BatchOutcome(StageCounts):
+    """Everything one batch produced, for the worker to route, hold and count."""
+
+    anonymized: list[PendingEntry] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
 
 
 class Pipeline:
@@ -157,7 +168,7 @@ class Pipeline:
             except DecodeError as exc:
                 out.rejected.append(Rejected(msg, "decode", type(exc).__name__, "undecodable"))
                 continue
-            problem = _invalid(event, msg, now_ms)
+            problem = invalid_reason(event, msg, now_ms)
             if problem:
                 out.rejected.append(Rejected(msg, "validate", "InvalidRecord", problem))
                 continue
@@ -165,7 +176,7 @@ class Pipeline:
         return items
 
 
-def _invalid(event: Mapping[str, Any], msg: Message, now_ms: int) -> str | None:
+def invalid_reason(event: Mapping[str, Any], msg: Message, now_ms: int) -> str | None:
     """Why a decoded event cannot be judged (a reason code), or None."""
     user_id = event.get("user_id")
     if not user_id:

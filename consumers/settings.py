@@ -1,6 +1,10 @@
 """Pipeline settings: one documented defaults object, from environment (CONSENTGATE_*) or flags.
 
-Unknown keys and contradictory values fail at start with one clear message.
+Unknown keys and contradictory values fail at start with one clear message. A key
+is unknown when it is not a field below; a CONSENTGATE_* variable is unknown when
+neither these settings, the Kafka connection settings (`ingest.config.KafkaSettings`)
+nor anything else the worker runs (`ingest.config.OTHER_VARIABLES`) reads it. The
+message names the key, and the nearest known one, never a value.
 Secrets (the k-anonymity person key) are SecretStr and never printed, not even in
 an error. Outside demo mode the key must be the operator's own: not the public demo
 key, not a placeholder, 16+ characters with 10+ distinct ones and an estimated 64+
@@ -9,6 +13,9 @@ bits (`ingest.config.weak_secret_reason`). An empty variable counts as unset.
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +23,14 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.config import weak_secret_reason
+from ingest.config import (
+    ENV_PREFIX,
+    OTHER_VARIABLES,
+    KafkaSettings,
+    unknown_variables,
+    variable_names,
+    weak_secret_reason,
+)
 from ingest.errors import ConfigError, validation_problems
 
 # Examples of values refused as secrets (the rule is `ingest.config.is_placeholder`).
@@ -33,9 +47,7 @@ KEY_HINT = (
 class PipelineSettings(BaseSettings):
     """Everything a worker needs besides the Kafka connection."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CONSENTGATE_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", env_ignore_empty=True)
 
     group_id: str = Field("consentgate-pipeline", min_length=1)
     worker_index: int = Field(0, ge=0)
@@ -102,9 +114,38 @@ class PipelineSettings(BaseSettings):
         return f"{prefix}{self.transactional_id_prefix}-{self.worker_index}"
 
 
+def known_variables() -> frozenset[str]:
+    """Every CONSENTGATE_* variable a worker process reads."""
+    return variable_names(PipelineSettings) | variable_names(KafkaSettings) | OTHER_VARIABLES
+
+
+def unknown_settings(given: Collection[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """Unknown keys among `given` and the environment's variables, with the nearest known name."""
+    fields = list(PipelineSettings.model_fields)
+    problems = [_with_nearest(key, key, fields) for key in sorted(set(given) - set(fields))]
+    known = known_variables()
+    suffixes = [name.removeprefix(ENV_PREFIX) for name in sorted(known)]
+    for name in unknown_variables(known, os.environ if environ is None else environ):
+        suffix = name.upper().removeprefix(ENV_PREFIX)
+        problems.append(_with_nearest(name, suffix, suffixes, prefix=ENV_PREFIX))
+    return problems
+
+
+def _with_nearest(key: str, probe: str, names: Sequence[str], prefix: str = "") -> str:
+    near = difflib.get_close_matches(probe, names, n=1)
+    return f"{key} (did you mean {prefix}{near[0]}?)" if near else key
+
+
 def load_pipeline_settings(**overrides: object) -> PipelineSettings:
     """Settings from the environment with explicit overrides (None values ignored)."""
     given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = unknown_settings(given)
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise ConfigError(
+            f"unknown pipeline setting{plural}: {', '.join(unknown)}; "
+            "consumers/settings.py lists the settings"
+        )
     try:
         return PipelineSettings(**given)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -10,31 +10,28 @@ from typing import Any
 from consumers import metrics as m
 from consumers.consent_feed import Cancellation
 from consumers.kanon import PendingEntry
-from consumers.pipeline import BatchOutcome
+from consumers.pipeline import BatchOutcome, StageCounts
 from ingest.transport.base import TopicPartition
 
 
 @dataclass(slots=True)
-class Txn:
-    """Accumulates a transaction's effects; nothing is counted until it commits."""
+class Txn(StageCounts):
+    """Accumulates a transaction's effects; nothing is counted until it commits.
+
+    The stage counters (consumed, dropped, tags, ...) are `StageCounts`'s, summed
+    over the transaction's batches; the worker adds its own drops to `dropped`.
+    """
 
     group_metadata: Any = None
     started: float = field(default_factory=time.monotonic)
     records: int = 0
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     produced: Counter[str] = field(default_factory=Counter)
-    consumed: Counter[str] = field(default_factory=Counter)
     forwarded: Counter[str] = field(default_factory=Counter)
-    dropped: Counter[str] = field(default_factory=Counter)
     dead: Counter[str] = field(default_factory=Counter)
-    removed_fields: Counter[str] = field(default_factory=Counter)
-    tags: Counter[str] = field(default_factory=Counter)
-    pii: Counter[str] = field(default_factory=Counter)
-    minors: Counter[str] = field(default_factory=Counter)
     generalized: Counter[str] = field(default_factory=Counter)
     capped: Counter[str] = field(default_factory=Counter)
     regrouped: Counter[str] = field(default_factory=Counter)
-    text_withheld: Counter[str] = field(default_factory=Counter)
     suppressed: int = 0
     hold_ms: list[int] = field(default_factory=list)
     e2e_base: list[tuple[int, int]] = field(default_factory=list)  # (raw ts, hold ms)
@@ -43,14 +40,8 @@ class Txn:
     erased: list[Cancellation] = field(default_factory=list)
 
     def add_outcome(self, outcome: BatchOutcome) -> None:
-        """Fold one processed batch's counts in."""
-        self.consumed.update(outcome.consumed)
-        self.dropped.update(outcome.dropped)
-        self.removed_fields.update(outcome.removed_fields)
-        self.tags.update(outcome.tags)
-        self.pii.update(outcome.pii_found)
-        self.minors.update(outcome.minors)
-        self.text_withheld.update(outcome.text_withheld)
+        """Fold one processed batch's counts in; each reject counts as a dead letter."""
+        self.add_counts(outcome)
         for rejected in outcome.rejected:
             self.dead[rejected.reason] += 1
 
@@ -70,7 +61,7 @@ class Txn:
             m.FIELDS_REMOVED.labels(category).inc(n)
         for level, n in self.tags.items():
             m.TAGS.labels(level).inc(n)
-        for kind, n in self.pii.items():
+        for kind, n in self.pii_found.items():
             m.PII_FOUND.labels(kind).inc(n)
         for outcome, n in self.minors.items():
             m.MINORS.labels(outcome).inc(n)

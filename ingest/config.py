@@ -8,7 +8,9 @@ SecretStr and never printed, not even in an error; a password file must be
 readable by its owner only (`chmod 600`), and a placeholder password is refused.
 
 The secret checks (`weak_secret_reason`) live here, so the pipeline's person key
-is judged by the same rules.
+is judged by the same rules. So does the list of CONSENTGATE_* variables read
+outside the settings classes (`OTHER_VARIABLES`), so that the worker can refuse
+one that nothing reads.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 import os
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +38,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ingest.errors import ConfigError, validation_problems
 
 ClientName = Literal["kafka-python", "confluent"]
+
+ENV_PREFIX = "CONSENTGATE_"
+# CONSENTGATE_* variables read straight from the environment, not through a settings class.
+OTHER_VARIABLES = frozenset(
+    {
+        "CONSENTGATE_TOPIC_PREFIX",  # ingest.topics
+        "CONSENTGATE_RUN_DIR",  # the local broker's state: ingest.config, ingest.commands.broker
+        "CONSENTGATE_CACHE",  # the local broker's jar cache: ingest.broker
+        "CONSENTGATE_TEST_DOCKER",  # the test suite: tests/conftest.py
+    }
+)
 
 # Secrets: a value made only of these words and digits (any case, any separators) is a
 # placeholder, as are keys under these limits. The estimate is the key's length times
@@ -112,9 +126,7 @@ def read_secret_file(path: Path, setting: str) -> str:
 class KafkaSettings(BaseSettings):
     """How to reach one Kafka cluster, and with which client library."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CONSENTGATE_", extra="forbid", env_ignore_empty=True
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", env_ignore_empty=True)
 
     bootstrap_servers: str | None = Field(
         default=None,
@@ -186,6 +198,29 @@ class KafkaSettings(BaseSettings):
             "no Kafka cluster given: pass --bootstrap, set CONSENTGATE_BOOTSTRAP_SERVERS, "
             "or start the local broker with `consentgate broker start`"
         )
+
+
+def variable_names(settings: type[BaseSettings]) -> frozenset[str]:
+    """The CONSENTGATE_* environment variables a settings class reads (upper case)."""
+    names: set[str] = set()
+    for name, field in settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {c.upper() for c in alias.choices if isinstance(c, str)}
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add(f"{ENV_PREFIX}{name}".upper())
+    return frozenset(n for n in names if n.startswith(ENV_PREFIX))
+
+
+def unknown_variables(known: frozenset[str], environ: Mapping[str, str]) -> list[str]:
+    """Set CONSENTGATE_* variables outside `known`, sorted; empty ones count as unset."""
+    return sorted(
+        name
+        for name, value in environ.items()
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known and value
+    )
 
 
 def default_run_dir() -> Path:

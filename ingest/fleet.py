@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 
-from ingest import catalog_data as cat
+from ingest.catalog import load_catalog
 from schemas.errors import ConsentgateError
 
+CATALOG = load_catalog()
 _KM_PER_DEG_LAT = 111.32
 _ALNUM = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -114,7 +115,7 @@ def id_card_number(area_code: str, born: date, sequence: int) -> str:
 
 def clamp_to_mainland(lat: float, lon: float) -> tuple[float, float]:
     """Keep a scattered coordinate inside mainland China's bounding box."""
-    lat_min, lat_max, lon_min, lon_max = cat.MAINLAND_BOX
+    lat_min, lat_max, lon_min, lon_max = CATALOG.mainland_box
     return min(max(lat, lat_min), lat_max), min(max(lon, lon_min), lon_max)
 
 
@@ -158,11 +159,11 @@ class Fleet:
         self.start_ms = start_ms
         self._rng = random.Random(seed)
         self._start_date = datetime.fromtimestamp(start_ms / 1000, tz=UTC).date()
-        self._model_cum = list(accumulate(1.0 / (r + 1) ** 1.1 for r in range(len(cat.MODELS))))
-        self._city_cum = list(accumulate(c.weight for c in cat.CITIES))
-        self._app_names = [name for name, _ in cat.INSTALLED_APPS]
-        self._app_cum = list(accumulate(w for _, w in cat.INSTALLED_APPS))
-        self._tz_cum = list(accumulate(w for _, _, w in cat.TIME_ZONES))
+        self._model_cum = list(accumulate(1.0 / (r + 1) ** 1.1 for r in range(len(CATALOG.models))))
+        self._city_cum = list(accumulate(c.weight for c in CATALOG.cities))
+        self._app_names = [name for name, _ in CATALOG.installed]
+        self._app_cum = list(accumulate(w for _, w in CATALOG.installed))
+        self._tz_cum = list(accumulate(w for _, _, w in CATALOG.time_zones))
         unregistered = max(1, round(users * UNREGISTERED_SHARE)) if users > 1 else 0
         ids: dict[str, None] = {}
         built: list[User] = []
@@ -183,19 +184,19 @@ class Fleet:
 
     def _user(self, user_id: str, *, registered: bool) -> User:
         rng = self._rng
-        city = rng.choices(cat.CITIES, cum_weights=self._city_cum)[0]
+        city = rng.choices(CATALOG.cities, cum_weights=self._city_cum)[0]
         home_lat, home_lon = scatter(rng, city.lat, city.lon, city.scatter_km)
         work_lat, work_lon = scatter(rng, city.lat, city.lon, city.scatter_km * 0.6)
-        app_idx = 0 if rng.random() < cat.APP_WEIGHTS[0] else 1
-        app_id, domain, versions = cat.APPS[app_idx]
+        app_idx = 0 if rng.random() < CATALOG.publishers[0].weight else 1
+        app_id, domain, versions, _ = CATALOG.publishers[app_idx]
         app_version = versions[min(int(rng.expovariate(1.6)), len(versions) - 1)]
-        tz_name, tz_offset, _ = rng.choices(cat.TIME_ZONES, cum_weights=self._tz_cum)[0]
-        surname, given = rng.choice(cat.SURNAMES), rng.choice(cat.GIVEN_NAMES)
-        phone = rng.choice(cat.PHONE_PREFIXES) + f"{rng.randint(0, 99_999_999):08d}"
+        tz_name, tz_offset, _ = rng.choices(CATALOG.time_zones, cum_weights=self._tz_cum)[0]
+        surname, given = rng.choice(CATALOG.surnames), rng.choice(CATALOG.given_names)
+        phone = rng.choice(CATALOG.phone_prefixes) + f"{rng.randint(0, 99_999_999):08d}"
         if rng.random() < 0.35:
             email = f"{rng.randint(10_000_000, 3_999_999_999)}@qq.com"
         else:
-            email = f"{given}.{surname}{rng.randint(1, 99)}@{rng.choice(cat.MAIL_DOMAINS)}"
+            email = f"{given}.{surname}{rng.randint(1, 99)}@{rng.choice(CATALOG.mail_domains)}"
         minor, born, birth_date, birth_year, declared_minor = self._birth()
         device = self._device(surname)
         return User(
@@ -211,9 +212,9 @@ class Fleet:
             work_lat=work_lat,
             work_lon=work_lon,
             scatter_km=city.scatter_km,
-            home_ip=ipv4(rng, rng.choice(cat.BROADBAND_V4)),
-            mobile_block=rng.choice(cat.MOBILE_V4),
-            ipv6_prefix=rng.choice(cat.V6_PREFIXES) if rng.random() < 0.2 else None,
+            home_ip=ipv4(rng, rng.choice(CATALOG.broadband_v4)),
+            mobile_block=rng.choice(CATALOG.mobile_v4),
+            ipv6_prefix=rng.choice(CATALOG.v6_prefixes) if rng.random() < 0.2 else None,
             time_zone=tz_name,
             tz_offset_ms=tz_offset,
             name=f"{surname}{given}",
@@ -243,21 +244,21 @@ class Fleet:
 
     def _device(self, surname: str) -> Device:
         rng = self._rng
-        index = rng.choices(range(len(cat.MODELS)), cum_weights=self._model_cum)[0]
-        spec = cat.MODELS[index]
+        index = rng.choices(range(len(CATALOG.models)), cum_weights=self._model_cum)[0]
+        spec = CATALOG.models[index]
         apple = spec.brand == "Apple"
         os_version = rng.choice(spec.os_versions)
-        firmware, builds = cat.FIRMWARE[spec.brand]
+        firmware, builds = CATALOG.firmware[spec.brand]
         software = f"{firmware.format(v=os_version)} ({rng.choice(builds)})"
         tac = f"86{(index * 7919 + 104_729) % 1_000_000:06d}"
         body = tac + f"{rng.randint(0, 999_999):06d}"
-        browsers = cat.BROWSERS.get(spec.brand, cat.DEFAULT_BROWSERS)
-        plugins = None if apple else tuple(p for p in cat.PLUGINS if rng.random() < 0.15)
+        browsers = CATALOG.browsers.get(spec.brand, CATALOG.default_browsers)
+        plugins = None if apple else tuple(p for p in CATALOG.plugins if rng.random() < 0.15)
         ad_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         x = f"{rng.getrandbits(16):04X}"
-        ssid = rng.choice(cat.SSID_PATTERNS).format(x=x, surname=surname.capitalize())
-        wanted = rng.randint(8, 60) - len(cat.PREINSTALLED.get(spec.brand, ()))
-        apps: dict[str, None] = dict.fromkeys(cat.PREINSTALLED.get(spec.brand, ()))
+        ssid = rng.choice(CATALOG.ssid_patterns).format(x=x, surname=surname.capitalize())
+        wanted = rng.randint(8, 60) - len(CATALOG.preinstalled.get(spec.brand, ()))
+        apps: dict[str, None] = dict.fromkeys(CATALOG.preinstalled.get(spec.brand, ()))
         picked: dict[str, None] = {}
         while len(picked) < wanted:
             draws = rng.choices(self._app_names, cum_weights=self._app_cum, k=2 * wanted)
@@ -276,12 +277,12 @@ class Fleet:
             browser_type=rng.choice(browsers),
             plugins=plugins,
             imei=body + luhn_check_digit(body),
-            mac_address=mac_address(rng, cat.OUIS.get(spec.brand, cat.DEFAULT_OUIS)),
+            mac_address=mac_address(rng, CATALOG.ouis.get(spec.brand, CATALOG.default_ouis)),
             android_id=None if apple else f"{rng.getrandbits(64):016x}",
             advertising_id=ad_id.upper() if apple else ad_id,
             serial_number=_alnum(rng, 10 if apple else 16),
             home_ssid=ssid,
-            home_bssid=mac_address(rng, cat.ROUTER_OUIS).lower(),
+            home_bssid=mac_address(rng, CATALOG.router_ouis).lower(),
             installed_apps=tuple(apps),
             free_storage_mb=int(rng.choice((64, 128, 256, 512)) * 1024 * rng.uniform(0.08, 0.6)),
             storage_drain_mb_per_h=rng.uniform(1.0, 20.0),
@@ -330,9 +331,9 @@ def open_session(rng: random.Random, user: User, start: int) -> Session:
     if place == "home" and rng.random() < 0.92:
         network, ip, ssid, bssid = "WIFI", user.home_ip, device.home_ssid, device.home_bssid
     elif place == "work" and rng.random() < 0.5:
-        network, ip = "WIFI", ipv4(rng, rng.choice(cat.BROADBAND_V4))
-        ssid = rng.choice(cat.PUBLIC_SSIDS)
-        bssid = mac_address(rng, cat.ROUTER_OUIS).lower()
+        network, ip = "WIFI", ipv4(rng, rng.choice(CATALOG.broadband_v4))
+        ssid = rng.choice(CATALOG.public_ssids)
+        bssid = mac_address(rng, CATALOG.router_ouis).lower()
     else:
         network = _CELL[bisect(_CELL_CUM, rng.random())]
         v6 = user.ipv6_prefix if rng.random() < 0.7 else None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, NamedTuple
 
-from ingest import catalog_data as cat
+from ingest.catalog import load_catalog
 from ingest.consent_timeline import (
     CURRENT_POLICY_VERSION,
     SimulationError,
@@ -33,6 +33,7 @@ from ingest.consent_timeline import (
 from ingest.fleet import HOUR, Fleet, Session, User, battery, bisect, open_session
 from schemas.fields import field_tags
 
+CATALOG = load_catalog()
 _FG_LOGS = ("PAGE_VIEW", "USAGE", "SYSTEM", "CRASH", "APP_OPEN")
 _FG_CUM = (0.55, 0.82, 0.94, 0.97, 1.0)
 
@@ -269,19 +270,19 @@ class Simulation:
         rec["app_open_time"] = s.start
         if kind == "PAGE_VIEW":
             pii = rnd() < 0.15
-            path = rng.choice(cat.PII_PAGES if pii else cat.PAGES)
+            path = rng.choice(CATALOG.pii_pages if pii else CATALOG.pages)
             url = f"https://{user.domain}" + path.format_map(_Fill(rng, user, s))
             rec["page_url"] = url.replace("@", "%40") if pii and rnd() < 0.3 else url
             rec["usage_duration_ms"] = int(rng.lognormvariate(9.5, 1.0))
         elif kind == "USAGE":
             rec["usage_duration_ms"] = max(t - s.start, 0) + int(rng.lognormvariate(8.0, 1.0))
         elif kind == "CRASH":
-            template = rng.choice(cat.PII_CRASHES if rnd() < 0.4 else cat.CRASHES)
+            template = rng.choice(CATALOG.pii_crashes if rnd() < 0.4 else CATALOG.crashes)
             rec["message"] = template.format_map(_Fill(rng, user, s))
         elif kind == "SYSTEM":
-            name, template = rng.choice(cat.SYSTEM_EVENTS)
+            name, template = rng.choice(CATALOG.system_events)
             if name == "wifi_connected" and s.ssid is None:
-                name, template = cat.SYSTEM_EVENTS[0]
+                name, template = CATALOG.system_events[0]
             rec["system_event"] = name
             rec["message"] = template.format_map(_Fill(rng, user, s))
         return rec

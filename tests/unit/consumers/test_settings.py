@@ -1,15 +1,25 @@
-"""Pipeline settings: the person key is the operator's own outside demo mode, and never shown."""
+"""Pipeline settings: the person key is the operator's own, never shown; unknown keys stop."""
 
 from __future__ import annotations
 
+import re
 import secrets
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from consumers.settings import DEMO_PERSON_KEY, load_pipeline_settings
+from consumers.settings import (
+    DEMO_PERSON_KEY,
+    PipelineSettings,
+    load_pipeline_settings,
+    unknown_settings,
+)
 from ingest.errors import ConfigError
 
 SETTING = "CONSENTGATE_KANON_PERSON_KEY"
+REPO = Path(__file__).resolve().parents[3]
+VARIABLE = re.compile(r"\bCONSENTGATE_[A-Z0-9_]*[A-Z0-9]")
 
 
 @pytest.fixture(autouse=True)
@@ -100,3 +110,94 @@ def test_a_real_key_from_the_environment_is_used_and_never_shown(
 def test_contradictory_values_fail_with_one_clear_message() -> None:
     with pytest.raises(ConfigError, match="guardian_age"):
         load_pipeline_settings(demo_mode=True, guardian_age=19)
+
+
+def test_an_unknown_keyword_is_refused_naming_the_key_never_its_value() -> None:
+    secret = "k3y-from-the-vault-0123456789"
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline_settings(demo_mode=True, kanon_person_secret=secret)
+    message = str(caught.value)
+    assert message.startswith("unknown pipeline setting: kanon_person_secret")
+    assert secret not in message and "\n" not in message
+
+
+def test_a_misspelt_keyword_names_the_nearest_setting() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline_settings(demo_mode=True, kanon_max_delay=5, commit_intrval_ms=4)
+    message = str(caught.value)
+    assert "commit_intrval_ms (did you mean commit_interval_ms?)" in message
+    assert "kanon_max_delay (did you mean kanon_max_delay_ms?)" in message
+
+
+def test_a_settings_dict_with_an_unknown_key_is_refused_by_the_model_too() -> None:
+    with pytest.raises(ValidationError, match="no_such_setting"):
+        PipelineSettings.model_validate({"demo_mode": True, "no_such_setting": 1})
+
+
+def test_a_misspelt_person_key_variable_is_named_not_reported_as_a_missing_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "k3y-from-the-vault-0123456789"
+    monkeypatch.setenv("CONSENTGATE_KANON_PERSONKEY", secret)
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline_settings()
+    message = str(caught.value)
+    assert "CONSENTGATE_KANON_PERSONKEY (did you mean CONSENTGATE_KANON_PERSON_KEY?)" in message
+    assert "is not set" not in message and secret not in message
+
+
+def test_a_variable_nothing_reads_is_refused_and_an_empty_one_counts_as_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONSENTGATE_NO_SUCH_THING", "")
+    assert load_pipeline_settings(demo_mode=True).k == 10
+    monkeypatch.setenv("CONSENTGATE_NO_SUCH_THING", "1")
+    with pytest.raises(ConfigError, match="unknown pipeline setting: CONSENTGATE_NO_SUCH_THING"):
+        load_pipeline_settings(demo_mode=True)
+
+
+# Every CONSENTGATE_* variable the code, the docs and the deploy manifests use, written
+# out by hand: the pipeline's, the Kafka connection's, and those read directly.
+USED_VARIABLES = [
+    "CONSENTGATE_BOOTSTRAP_SERVERS",
+    "CONSENTGATE_CLIENT",
+    "CONSENTGATE_CLIENT_ID",
+    "CONSENTGATE_SECURITY_PROTOCOL",
+    "CONSENTGATE_SASL_MECHANISM",
+    "CONSENTGATE_SASL_USERNAME",
+    "CONSENTGATE_SASL_PASSWORD",
+    "CONSENTGATE_SASL_PASSWORD_FILE",
+    "CONSENTGATE_TOPIC_PREFIX",
+    "CONSENTGATE_RUN_DIR",
+    "CONSENTGATE_CACHE",
+    "CONSENTGATE_TEST_DOCKER",
+    "CONSENTGATE_GROUP_ID",
+    "CONSENTGATE_WORKER_INDEX",
+    "CONSENTGATE_TRANSACTIONAL_ID_PREFIX",
+    "CONSENTGATE_K",
+    "CONSENTGATE_KANON_MAX_DELAY_MS",
+    "CONSENTGATE_KANON_MAX_HELD",
+    "CONSENTGATE_KANON_GROUPING",
+    "CONSENTGATE_KANON_PERSON_KEY",
+    "CONSENTGATE_MIN_POLICY_VERSION",
+    "CONSENTGATE_GUARDIAN_AGE",
+    "CONSENTGATE_RESIDENCY_ALLOW",
+    "CONSENTGATE_RESIDENCY_RECHECK_MS",
+    "CONSENTGATE_METRICS_HOST",
+    "CONSENTGATE_METRICS_PORT",
+    "CONSENTGATE_DEMO_MODE",
+    "consentgate_k",  # read case-insensitively, like the settings themselves
+]
+
+
+def test_every_variable_the_project_uses_is_known() -> None:
+    assert unknown_settings((), environ=dict.fromkeys(USED_VARIABLES, "x")) == []
+
+
+def test_every_variable_named_in_the_code_docs_or_manifests_is_known() -> None:
+    texts = [*REPO.glob("*.md"), REPO / "tests" / "conftest.py"]
+    for pattern in ("deploy/**/*.*", "ingest/**/*.py", "consumers/**/*.py", "benchmarks/*.py"):
+        texts += REPO.glob(pattern)
+    named = {m for path in texts for m in VARIABLE.findall(path.read_text(encoding="utf-8"))}
+    assert {"CONSENTGATE_SASL_PASSWORD_FILE", "CONSENTGATE_TOPIC_PREFIX"} <= named
+    assert unknown_settings((), environ=dict.fromkeys(named, "x")) == []

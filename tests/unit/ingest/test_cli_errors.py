@@ -152,6 +152,15 @@ def test_a_mistake_is_one_line_in_a_real_process_too() -> None:
     assert done.stdout == ""
 
 
+def test_an_unknown_variable_stops_run_with_one_line_naming_it_never_its_value(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONSENTGATE_KANON_PERSONKEY", GOOD_KEY)
+    status, err = _consentgate(capsys, "run")
+    assert status == 2 and len(err) == 1, err
+    assert "CONSENTGATE_KANON_PERSONKEY" in err[0] and GOOD_KEY not in err[0]
+
+
 def test_a_person_key_mistake_never_shows_the_key(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

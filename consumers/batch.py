@@ -1,0 +1,176 @@
+"""One polled batch through the stages, into the open transaction: the data path of a worker.
+
+    raw records ── decode, validate, tag, consent-gate, anonymize (consumers.pipeline)
+        │             └─ rejected ──────────────────────────────→ dead-letter topic
+        ├─ repartitioned grouping: held record ─────────────────→ repartition topic
+        └─ local grouping: held record ──┐
+    repartition records (stage 2) ───────┴─→ k-anonymity window (consumers.kanon)
+    window, at its deadline ── released groups ─────────────────→ analyst topics
+                             └─ suppressed (counted)
+    cancelled accounts, once their partition is owned ──────────→ erasure topic
+
+Everything is produced in the open transaction of `consumers.transactions`, and
+counted in it; nothing counts until it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from consumers.checkpoint import (
+    CheckpointBook,
+    CheckpointError,
+    decode_entry,
+    entry_bytes,
+    fits_checkpoint,
+)
+from consumers.consent_table import ConsentTable
+from consumers.erasure import ErasureLedger
+from consumers.kanon import DuplicatePendingError, KAnonymityWindow, PendingEntry
+from consumers.pipeline import Pipeline, Rejected
+from consumers.regroup import RegroupKeys
+from consumers.route import OutRecord, Router
+from consumers.transactions import Transactions
+from consumers.txn import Txn
+from ingest.transport.base import Message, TopicPartition
+
+log = logging.getLogger(__name__)
+
+SUPPRESSED_REASON = "kanon_suppressed"
+OVERSIZED_HELD_REASON = "kanon_oversized"
+REDELIVERED_REASON = "redelivered_duplicate"
+SAFE_HELD_RAW_BYTES = 48 * 1024
+"""A held record from a raw record this small always fits a checkpoint chunk (JSON
+escaping grows text at most six-fold); larger ones are measured."""
+
+
+class BatchStages:
+    """The stages a worker runs on each batch, writing into its open transaction."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        router: Router,
+        window: KAnonymityWindow,
+        regroup: RegroupKeys | None,
+        regroup_topic: str,
+        transactions: Transactions,
+        book: CheckpointBook,
+        erasures: ErasureLedger,
+    ) -> None:
+        self._pipeline = pipeline
+        self._router = router
+        self._window = window
+        self._regroup = regroup
+        self._regroup_topic = regroup_topic
+        self._txns = transactions
+        self._book = book
+        self._erasures = erasures
+
+    def process(self, messages: Sequence[Message], table: ConsentTable, now_ms: int) -> bool:
+        """Run a polled batch through the stages; True when it had repartitioned records."""
+        # Opened first, so the batch-duration histogram includes the processing time.
+        txn = self._txns.open()
+        regroup = self._regroup
+        raw = messages
+        took_regrouped = False
+        if regroup is not None:
+            raw = [msg for msg in messages if msg.topic != self._regroup_topic]
+            regrouped = [m for m in messages if m.topic == self._regroup_topic]
+            took_regrouped = bool(regrouped)
+            self._take_regrouped(txn, regrouped)
+        outcome = self._pipeline.process(raw, table, now_ms)
+        txn.add_outcome(outcome)
+        for rejected in outcome.rejected:
+            self._txns.send(txn, self._router.dead_letter(rejected, now_ms))
+        for entry in outcome.anonymized:
+            if entry.size > SAFE_HELD_RAW_BYTES and not fits_checkpoint(entry):
+                # It could not be held across a restart; nor could it ever find k peers.
+                txn.dropped[OVERSIZED_HELD_REASON] += 1
+                continue
+            if regroup is not None:
+                key = regroup.key(entry.schema, entry.record, now_ms)
+                self._txns.send(txn, OutRecord(self._regroup_topic, key, entry_bytes(entry), []))
+                txn.regrouped["out"] += 1
+                continue
+            self._hold(txn, entry, now_ms)
+        for msg in messages:
+            txn.offsets[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
+        txn.records += len(messages)
+        return took_regrouped
+
+    def _hold(self, txn: Txn, entry: PendingEntry, now_ms: int | None) -> bool:
+        """Add to the window (stamped `now_ms`, or keeping its own time when None)."""
+        try:
+            if now_ms is None:
+                self._window.restore([entry])
+            else:
+                self._window.add(entry, now_ms)
+        except DuplicatePendingError:
+            # Only at-least-once: a redelivered record whose held copy was already
+            # restored from the checkpoint. Counted, never held twice.
+            txn.dropped[REDELIVERED_REASON] += 1
+            return False
+        txn.added[entry.pending_id] = entry
+        return True
+
+    def _take_regrouped(self, txn: Txn, messages: Sequence[Message]) -> None:
+        """Hold records another stage sent to this worker's region, with their first time."""
+        for msg in messages:
+            try:
+                entry = decode_entry(msg.value or b"")
+            except CheckpointError as exc:
+                rejected = Rejected(msg, "regroup", type(exc).__name__, "undecodable_held")
+                txn.dead[rejected.reason] += 1
+                self._txns.send(txn, self._router.dead_letter(rejected, int(time.time() * 1000)))
+                txn.regrouped["in"] += 1
+                continue
+            entry.source = (msg.topic, msg.partition)
+            txn.regrouped["in"] += 1
+            self._hold(txn, entry, None)
+
+    def release(self, now_ms: int) -> None:
+        """Let out what the window's deadline allows: released groups and suppressed records."""
+        batch = self._window.release(now_ms)
+        if not batch.released and not batch.suppressed:
+            return
+        log.info(
+            "k-anonymity window released",
+            extra={"released": len(batch.released), "suppressed": len(batch.suppressed)},
+        )
+        txn = self._txns.open()
+        for released in batch.released:
+            entry = released.entry
+            self._txns.send(txn, self._router.anonymized(released, now_ms))
+            txn.forwarded[entry.schema] += 1
+            txn.generalized.update(released.generalized)
+            if entry.raw_timestamp_ms >= 0:
+                txn.e2e_base.append((entry.raw_timestamp_ms, now_ms - entry.added_ms))
+            self._forget_pending(txn, entry)
+        for entry in batch.suppressed:
+            txn.dropped[SUPPRESSED_REASON] += 1
+            txn.suppressed += 1
+            self._forget_pending(txn, entry)
+        txn.hold_ms.extend(batch.hold_times)
+        if batch.capped_released:
+            txn.capped["released"] += batch.capped_released
+        if batch.capped_suppressed:
+            txn.capped["suppressed"] += batch.capped_suppressed
+
+    def _forget_pending(self, txn: Txn, entry: PendingEntry) -> None:
+        if txn.added.pop(entry.pending_id, None) is None and entry.pending_id in self._book:
+            txn.removed.add(entry.pending_id)
+
+    def emit_erasures(self, owned_raw_partitions: set[int], now_ms: int) -> None:
+        """Send the erasure requests of cancelled accounts whose raw partition is owned."""
+        ready = self._erasures.take_ready(owned_raw_partitions)
+        if not ready:
+            return
+        txn = self._txns.open()
+        for cancellation in ready:
+            self._txns.send(
+                txn, self._router.erasure(cancellation.user_id, cancellation.cancelled_at, now_ms)
+            )
+            txn.erased.append(cancellation)

@@ -1,0 +1,162 @@
+"""What a worker sets up before its loop: the cluster watch, the consent writer, the sink.
+
+Start-up order (`consumers.worker.Worker.run`): metrics endpoint; cluster watch,
+and no production until the sink passes the residency check; analyst topics'
+partition counts; the consent table read to the end; the consent writer thread;
+the sink producer and the group consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from consumers.anonymization_config import load_policy
+from consumers.anonymize import Anonymizer
+from consumers.cluster_watch import ClusterWatch
+from consumers.consent import ConsentRules
+from consumers.consent_writer import ConsentWriter
+from consumers.health import HealthState
+from consumers.kanon import KAnonymityWindow
+from consumers.pipeline import Pipeline
+from consumers.release_policy import ReleasePlan
+from consumers.residency import check_residency
+from consumers.route import Router
+from consumers.scrub import scrub
+from consumers.settings import PipelineSettings
+from ingest.errors import TransportError
+from ingest.topics import TopicSet
+from ingest.transport import ConsumerOptions, Transport
+from schemas.codec import Codec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The pure stages of a worker, built from its settings and the anonymization policy."""
+
+    router: Router
+    plans: dict[str, ReleasePlan]
+    pipeline: Pipeline
+    window: KAnonymityWindow
+
+
+def build_parts(settings: PipelineSettings, topics: TopicSet, codec: Codec) -> Parts:
+    """Router, release plans, pipeline and k-anonymity window for one worker."""
+    policy = (
+        load_policy(settings.anonymization_policy)
+        if settings.anonymization_policy
+        else load_policy()
+    )
+    router = Router(codec, topics, {name: sp.output for name, sp in policy.schemas.items()})
+    constants = {
+        "policy_version": policy.version,
+        "min_consent_policy_version": settings.min_policy_version,
+    }
+    plans = {
+        name: ReleasePlan(name, sp.output, sp.release, constants)
+        for name, sp in policy.schemas.items()
+    }
+    pipeline = Pipeline(
+        codec,
+        ConsentRules(
+            min_policy_version=settings.min_policy_version,
+            guardian_age=settings.guardian_age,
+            missing_birth_needs_guardian=settings.missing_birth_needs_guardian,
+        ),
+        Anonymizer(policy, scrub),
+        settings.person_key(),
+        {topics.name("raw_device"): "device_event", topics.name("raw_log"): "log_event"},
+        max_raw_bytes=settings.max_raw_record_bytes,
+    )
+    window = KAnonymityWindow(
+        plans,
+        k=settings.k,
+        max_delay_ms=settings.kanon_max_delay_ms,
+        rng=random.SystemRandom(),
+        max_held=settings.kanon_max_held,
+        max_held_bytes=settings.kanon_max_held_bytes,
+    )
+    return Parts(router, plans, pipeline, window)
+
+
+def in_thread(
+    target: Callable[[threading.Event], None], stop: threading.Event, name: str
+) -> threading.Thread:
+    """Run `target(stop)` in a started daemon thread."""
+    thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def consent_writer(
+    source: Transport, topics: TopicSet, codec: Codec, settings: PipelineSettings
+) -> ConsentWriter:
+    """The writer that folds published consent changes (consumers.consent_writer)."""
+    return ConsentWriter(
+        source,
+        topics,
+        codec,
+        group_id=f"{settings.group_id}-consent-writer",
+        transactional_id=f"{settings.transactional_id(topics.prefix)}-consent",
+    )
+
+
+def cluster_watch(
+    sink: Transport,
+    settings: PipelineSettings,
+    router: Router,
+    topics: TopicSet,
+    health: HealthState,
+) -> ClusterWatch:
+    """The watch of the sink's reachability and residency, its first check requested."""
+    targets = router.targets()
+    watch = ClusterWatch(
+        sink,
+        lambda brokers: check_residency(
+            brokers, settings.residency_allow, targets, topics.is_mainland
+        ),
+        health,
+        settings.residency_recheck_ms / 1000,
+    )
+    watch.request_check()
+    return watch
+
+
+def wait_for_sink(watch: ClusterWatch, health: HealthState, stop: threading.Event) -> bool:
+    """Fail closed: wait until the sink passes a check; False if stopped first."""
+    while not stop.is_set():
+        health.last_loop = time.monotonic()  # waiting, not stalled
+        if watch.wait_checked(1.0):
+            return True
+        stop.wait(0.5)
+    return False
+
+
+def distinct_sink(source: Transport, sink: Transport) -> bool:
+    """True when outputs go to another cluster than the one consumed from."""
+    return sink is not source and sink.bootstrap_servers != source.bootstrap_servers
+
+
+def output_partitions(sink: Transport, router: Router) -> dict[str, int]:
+    """Partition counts of the analyst topics on the sink ({} if they cannot be read).
+
+    Read from topic metadata by a short-lived group-less consumer: that needs only
+    DESCRIBE on the topics, which the pipeline's ACLs grant.
+    """
+    probe = sink.consumer(ConsumerOptions(group_id=None))
+    try:
+        return {topic: len(probe.partitions_for(topic)) for topic in router.topic_of.values()}
+    except TransportError as exc:
+        log.warning(
+            "analyst topics not described; the client picks partitions",
+            extra={"error": str(exc)},
+        )
+        return {}
+    finally:
+        probe.close()
