@@ -25,6 +25,11 @@ class Series(NamedTuple):
     name: str
     labels: tuple[tuple[str, str], ...] = ()
 
+    def __str__(self) -> str:
+        """`name{label="value",...}`, values as read (unescaped): for messages."""
+        labels = ",".join(f'{key}="{value}"' for key, value in self.labels)
+        return f"{self.name}{{{labels}}}" if labels else self.name
+
 
 Samples = dict[Series, float]
 

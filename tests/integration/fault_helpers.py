@@ -21,13 +21,14 @@ from typing import Any
 
 from ingest.consent_store import read_to_end
 from ingest.fleet import Fleet
+from ingest.metrics_text import Samples, metric_sum
 from ingest.publisher import Publisher
 from ingest.simulate import Simulation
 from ingest.topics import ROLES, TopicSet, load_topic_set
 from ingest.transport import ConsumerOptions, TopicPartition, Transport
 from schemas.codec import Codec
 from schemas.registry import default_registry
-from tests.integration.worker_harness import WorkerProcess, metric_sum, read_topic
+from tests.integration.worker_harness import WorkerProcess, read_topic
 
 FAULT_PARTITIONS = 3
 CLOSER_USERS = 30
@@ -325,7 +326,7 @@ def _records_between(transport: Transport, spans: dict[TopicPartition, tuple[int
         reader.close()
 
 
-def accounting(samples: dict[str, float]) -> tuple[float, float]:
+def accounting(samples: Samples) -> tuple[float, float]:
     """Both sides of SPEC section 9's identity: consumed + restored, and where records went."""
     left = metric_sum(samples, "consentgate_consumed_total") + metric_sum(
         samples, "consentgate_kanon_pending_restored_total"
@@ -341,24 +342,24 @@ def accounting(samples: dict[str, float]) -> tuple[float, float]:
     return left, right
 
 
-def in_transit(samples: dict[str, float]) -> float:
+def in_transit(samples: Samples) -> float:
     """Held records sent to the repartition topic and not yet taken into a window."""
     regrouped = "consentgate_kanon_regrouped_total"
-    return samples.get(regrouped + '{direction="out"}', 0.0) - samples.get(
-        regrouped + '{direction="in"}', 0.0
+    return metric_sum(samples, regrouped, direction="out") - metric_sum(
+        samples, regrouped, direction="in"
     )
 
 
-def held(samples: dict[str, float]) -> float:
+def held(samples: Samples) -> float:
     """Records not yet released or dropped: in a window, or on the repartition topic."""
     return metric_sum(samples, "consentgate_kanon_pending") + in_transit(samples)
 
 
-def settled_metrics(worker: WorkerProcess, timeout_s: float = 20) -> dict[str, float]:
+def settled_metrics(worker: WorkerProcess, timeout_s: float = 20) -> Samples:
     """Metrics once two scrapes a second apart agree on every accounting term."""
     deadline = time.monotonic() + timeout_s
     previous: tuple[float, float] | None = None
-    samples: dict[str, float] = {}
+    samples: Samples = {}
     while time.monotonic() < deadline:
         samples = worker.metrics()
         now = accounting(samples)
@@ -369,7 +370,7 @@ def settled_metrics(worker: WorkerProcess, timeout_s: float = 20) -> dict[str, f
     return samples
 
 
-def assert_accounting(worker: WorkerProcess) -> dict[str, float]:
+def assert_accounting(worker: WorkerProcess) -> Samples:
     """The identity holds on a quiet worker's scraped metrics; returns the samples."""
     samples = settled_metrics(worker)
     left, right = accounting(samples)

@@ -30,6 +30,7 @@ from consumers.consent_changes import (
     WithdrawPurpose,
     apply_change,
 )
+from ingest.metrics_text import Samples
 from schemas.fields import field_tags
 from tests.integration.fault_helpers import accounting as identity
 
@@ -549,15 +550,6 @@ def build_scenario(t0: int, run: str) -> list[UserScript]:
 # --- SPEC 9: the accounting identity, from scraped samples ----------------------------------
 
 
-def by_label(samples: dict[str, float], name: str) -> dict[str, float]:
-    """Samples of one labelled metric as label value -> value (single-label metrics)."""
-    out: dict[str, float] = {}
-    for key, value in samples.items():
-        if key.startswith(name + "{"):
-            out[key[key.index('"') + 1 : key.rindex('"')]] = value
-    return out
-
-
-def accounting(samples: dict[str, float]) -> tuple[float, float]:
+def accounting(samples: Samples) -> tuple[float, float]:
     """Both sides of the accounting identity (one owner: fault_helpers.accounting)."""
     return identity(samples)

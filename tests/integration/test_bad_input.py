@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from ingest.metrics_text import metric_sum
 from ingest.transport import ProducerOptions, Transport
 from schemas.codec import Codec
 from tests.integration.fault_helpers import (
@@ -30,7 +31,7 @@ from tests.integration.fault_helpers import (
     publish_consents,
     wait_until,
 )
-from tests.integration.worker_harness import metric_sum, read_topic, running_worker
+from tests.integration.worker_harness import read_topic, running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.badinput]
 

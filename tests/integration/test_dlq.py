@@ -30,11 +30,12 @@ from ingest.commands.dlq import (
     replayed_identities,
 )
 from ingest.consent_store import read_to_end
+from ingest.metrics_text import metric_sum
 from ingest.topic_reader import read_messages
 from ingest.topics import ROLES, TopicSet, load_topic_set
 from ingest.transport import Message, ProducerOptions, Transport
 from schemas.codec import Codec
-from tests.integration.worker_harness import metric_sum, read_topic, start_worker, wait_for
+from tests.integration.worker_harness import read_topic, start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.badinput]
 

@@ -11,10 +11,11 @@ import pytest
 
 from ingest.broker import LocalBroker
 from ingest.config import load_settings
+from ingest.metrics_text import Series, metric_sum
 from ingest.topics import ROLES, TopicSet
 from ingest.transport import Transport, make_transport
 from tests.integration.fault_helpers import build_workload, end_offsets, publish, publish_consents
-from tests.integration.worker_harness import metric_sum, start_worker, wait_for
+from tests.integration.worker_harness import start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,8 @@ def test_worker_refuses_a_sink_outside_the_mainland_and_is_not_ready(
             lambda: (
                 metric_sum(
                     worker.metrics() if worker.get("/metrics")[0] == 200 else {},
-                    'consentgate_residency_violations_total{kind="rack_outside"}',
+                    "consentgate_residency_violations_total",
+                    kind="rack_outside",
                 )
                 > 0
             ),
@@ -68,7 +70,7 @@ def test_worker_refuses_a_sink_outside_the_mainland_and_is_not_ready(
         assert status == 503
         detail = json.loads(body)
         assert detail["residency_ok"] is False and detail["ready"] is False
-        assert worker.metrics()["consentgate_residency_ok"] == 0
+        assert worker.metrics()[Series("consentgate_residency_ok")] == 0
 
         publish(transport, topic_set, workload.events)
         time.sleep(5)

@@ -22,6 +22,7 @@ import pytest
 from ingest.broker import LocalBroker, free_port
 from ingest.config import load_settings
 from ingest.errors import BrokerError
+from ingest.metrics_text import Samples, metric_sum
 from ingest.topics import ROLES, TopicSet, load_topic_set
 from ingest.transport import ProducerOptions, Transport, make_transport
 from schemas.codec import Codec
@@ -36,7 +37,6 @@ from tests.integration.fault_helpers import (
 )
 from tests.integration.worker_harness import (
     WorkerProcess,
-    metric_sum,
     read_topic,
     running_worker,
     start_worker,
@@ -93,10 +93,10 @@ def test_poison_records_are_set_aside_and_the_worker_moves_on(
                 lambda: _drained(transport, topics, worker, "poison"), 120, "every record committed"
             )
             samples = assert_accounting(worker)
-            assert (
-                metric_sum(samples, 'consentgate_dead_lettered_total{reason="oversized_record"}')
-                == 3
+            oversized = metric_sum(
+                samples, "consentgate_dead_lettered_total", reason="oversized_record"
             )
+            assert oversized == 3
             ready = worker.get("/readyz")
             assert ready[0] == 200, ready[1]
             assert metric_sum(samples, "consentgate_transactions_total") > 0
@@ -224,23 +224,24 @@ def test_readiness_follows_the_broker_and_a_rack_change_stops_production(
         # Restarted outside the mainland racks: the worker stops producing.
         private_broker.stop()
         _restart(private_broker, rack="us-west-1a")
-        violations = 'consentgate_residency_violations_total{kind="rack_outside"}'
-        wait_until(
-            lambda: metric_sum(worker.metrics(), violations) > 0, 120, "the new rack refused"
-        )
+
+        def violations(samples: Samples) -> float:
+            return metric_sum(
+                samples, "consentgate_residency_violations_total", kind="rack_outside"
+            )
+
+        wait_until(lambda: violations(worker.metrics()) > 0, 120, "the new rack refused")
         assert _readyz(worker).get("residency_ok") is False
         analyst = [topics.name("anon_device"), topics.name("anon_log")]
         before = sum(len(read_topic(transport, t)) for t in analyst)
         publish(transport, topics, workload.events[100:] + workload.closers)
         samples = worker.metrics()
         assert metric_sum(samples, "consentgate_residency_ok") == 0
-        seen = metric_sum(samples, violations)
+        seen = violations(samples)
         assert seen > 0
         # Three more checks (a second apart): time enough for an unguarded worker to have
         # consumed and committed the new records several times over.
-        wait_until(
-            lambda: metric_sum(worker.metrics(), violations) >= seen + 3, 60, "three more checks"
-        )
+        wait_until(lambda: violations(worker.metrics()) >= seen + 3, 60, "three more checks")
         assert "refusing to produce" in worker.log()
         assert committed_lag(transport, topics, "watch") > 0  # nothing consumed is committed
         assert sum(len(read_topic(transport, t)) for t in analyst) == before
@@ -278,7 +279,7 @@ def test_a_record_that_fails_alone_is_set_aside_and_the_worker_moves_on(
         wait_until(lambda: _drained(transport, topics, worker, "alone"), 240, "all committed")
         samples = assert_accounting(worker)
         assert metric_sum(samples, "consentgate_batch_failures_total") >= 3
-        assert metric_sum(samples, 'consentgate_dead_lettered_total{reason="unprocessable"}') == 1
+        assert metric_sum(samples, "consentgate_dead_lettered_total", reason="unprocessable") == 1
         assert "record set aside as a dead letter" in worker.log()
     letters = read_topic(transport, dead_name)
     assert len(letters) == 1

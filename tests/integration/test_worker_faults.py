@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.metrics_text import metric_sum
 from ingest.topics import TopicSet
 from ingest.transport import Transport
 from tests.integration.fault_helpers import (
@@ -43,8 +44,6 @@ from tests.integration.fault_helpers import (
 from tests.integration.worker_harness import (
     WorkerProcess,
     free_port,
-    metric_sum,
-    parse_metrics,
     start_worker,
 )
 
@@ -306,8 +305,7 @@ def test_run_with_two_workers_starts_two_ready_processes_that_stop_on_sigterm(
                 assert_accounting(worker)
             consumed = sum(
                 metric_sum(
-                    parse_metrics(WorkerProcess(parent, p, log_path).get("/metrics")[1]),
-                    "consentgate_consumed_total",
+                    WorkerProcess(parent, p, log_path).metrics(), "consentgate_consumed_total"
                 )
                 for p in ports
             )
