@@ -30,9 +30,7 @@ from consumers.consent_changes import (
     WithdrawPurpose,
     apply_change,
 )
-from ingest.metrics_text import Samples
 from schemas.fields import field_tags
-from tests.integration.fault_helpers import accounting as identity
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -545,11 +543,3 @@ def build_scenario(t0: int, run: str) -> list[UserScript]:
     user("pairing_filler", base, [log(at(300)), dev(at(450), "", 2), log(at(450), 2)])
     user("pairing_filler_located", [*base, loc], [dev(at(300), "L")])
     return users
-
-
-# --- SPEC 9: the accounting identity, from scraped samples ----------------------------------
-
-
-def accounting(samples: Samples) -> tuple[float, float]:
-    """Both sides of the accounting identity (one owner: fault_helpers.accounting)."""
-    return identity(samples)

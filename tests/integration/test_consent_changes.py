@@ -40,8 +40,7 @@ from ingest.topics import TopicSet
 from ingest.transport import ProducerOptions, Transport
 from schemas.codec import Codec
 from schemas.fields import field_tags
-from tests.integration.fault_helpers import held
-from tests.integration.pipeline_scenario import accounting
+from tests.integration.fault_helpers import accounting, held
 from tests.integration.worker_harness import dump, read_topic, start_worker, wait_for
 from tests.unit.consumers.test_consent_property import Step, oracle
 

@@ -24,12 +24,11 @@ from ingest.publisher import Publisher
 from ingest.topics import TopicSet
 from ingest.transport import ProducerOptions, Transport
 from schemas.codec import Codec
-from tests.integration.fault_helpers import held
+from tests.integration.fault_helpers import accounting, held
 from tests.integration.pipeline_scenario import (
     CATEGORIES,
     Rules,
     UserScript,
-    accounting,
     build_event,
     build_scenario,
     consent_records,
