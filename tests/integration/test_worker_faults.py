@@ -34,17 +34,17 @@ from tests.integration.fault_helpers import (
     assert_accounting,
     build_workload,
     committed_lag,
-    fresh_topic_set,
     live_checkpoint_keys,
     output_markers,
     publish,
     publish_consents,
-    wait_until,
 )
+from tests.integration.topic_sets import fresh_topic_set
 from tests.integration.worker_harness import (
     WorkerProcess,
     free_port,
     start_worker,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -66,7 +66,7 @@ def _diff(found: Counter[Marker], reference: Counter[Marker]) -> str:
 
 def _released_all(worker: WorkerProcess) -> None:
     """Wait until the worker's window has let everything out (it waits at most --max-delay)."""
-    wait_until(
+    wait_for(
         lambda: metric_sum(worker.metrics(), "consentgate_kanon_pending") == 0,
         60,
         "the k-anonymity window to release what it held",
@@ -83,7 +83,7 @@ def _stopped_totals(worker: WorkerProcess) -> dict[str, int]:
 
 
 def _caught_up(transport: Transport, topics: TopicSet, group: str) -> None:
-    wait_until(
+    wait_for(
         lambda: committed_lag(transport, topics, group) == 0,
         90,
         "the group to commit every raw offset",
@@ -177,7 +177,7 @@ def test_worker_killed_and_restarted_repeatedly_loses_and_repeats_nothing(
         )
         try:
             drain.wait_ready(timeout_s=60)
-            wait_until(
+            wait_for(
                 lambda: live_checkpoint_keys(transport, topics) == set(),
                 30,
                 "the checkpoint topic to hold no live pending entry",
@@ -214,7 +214,7 @@ def test_second_worker_joining_and_first_leaving_mid_stream_loses_and_repeats_no
                 kafka_bootstrap, topics, tmp_path, index=1, group=group_id, extra=KANON
             )
             second.wait_ready(timeout_s=60)
-            wait_until(
+            wait_for(
                 lambda: metric_sum(first.metrics(), "consentgate_assigned_partitions") < alone,
                 30,
                 "the first worker to give partitions up",
@@ -294,7 +294,7 @@ def test_run_with_two_workers_starts_two_ready_processes_that_stop_on_sigterm(
             parent = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT)
         try:
             ports = (two_ports, two_ports + 1)
-            wait_until(
+            wait_for(
                 lambda: all(_get(p, "/readyz") == 200 for p in ports),
                 60,
                 "both supervised workers to be ready",

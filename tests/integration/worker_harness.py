@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,14 +134,16 @@ def read_topic(transport: Transport, topic: str, timeout_s: float = 30) -> list[
     return list(read_messages(transport, topic, timeout_s))
 
 
-def wait_for(predicate: object, timeout_s: float = 60, what: str = "condition") -> None:
-    """Poll a zero-argument callable until it returns truthy."""
+def wait_for(
+    predicate: Callable[[], object], timeout_s: float = 60, what: str = "condition"
+) -> None:
+    """Poll a condition every half second; fail with `what` after the timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def dump(obj: object) -> str:
