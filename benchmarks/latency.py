@@ -22,8 +22,9 @@ from typing import Any
 
 from benchmarks.pipeline import MAX_DELAY_S, _drain, summarize
 from benchmarks.stats import quantile
-from benchmarks.workers import input_partitions, metric_sum, start_workers, wait_assigned
+from benchmarks.workers import input_partitions, start_workers, wait_assigned
 from benchmarks.workload import Workload, prepare_prefix
+from ingest.metrics_text import metric_sum
 from ingest.topics import TopicSet
 from ingest.transport import ConsumerOptions, ProducerOptions, TopicPartition, Transport
 

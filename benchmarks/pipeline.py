@@ -19,14 +19,12 @@ from benchmarks.stats import histogram_summary
 from benchmarks.workers import (
     WorkerFailed,
     WorkerProc,
-    by_label,
     input_partitions,
-    merged,
-    metric_sum,
     start_workers,
     wait_assigned,
 )
 from benchmarks.workload import Workload, prepare_prefix, produce
+from ingest.metrics_text import Samples, by_label, merge, metric_sum
 from ingest.transport import Transport
 
 RAW_PARTITIONS = 12
@@ -34,11 +32,11 @@ SCRAPE_EVERY_S = 0.1
 MAX_DELAY_S = 5.0
 
 
-def _scrape_all(workers: Sequence[WorkerProc]) -> dict[str, float]:
+def _scrape_all(workers: Sequence[WorkerProc]) -> Samples:
     for w in workers:
         if w.proc.poll() is not None:
             raise WorkerFailed(f"worker exited during the run:\n{w.log_tail()}")
-    return merged([w.scrape() for w in workers])
+    return merge(w.scrape() for w in workers)
 
 
 def run_pipeline(
@@ -96,7 +94,7 @@ def run_pipeline(
     }
 
 
-def _drain(workers: Sequence[WorkerProc], timeout_s: float = MAX_DELAY_S + 10) -> dict[str, float]:
+def _drain(workers: Sequence[WorkerProc], timeout_s: float = MAX_DELAY_S + 10) -> Samples:
     """Wait until the k-anonymity windows are empty (released or suppressed); final samples."""
     deadline = time.monotonic() + timeout_s
     samples = _scrape_all(workers)
@@ -121,17 +119,17 @@ def _rss_summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def summarize(samples: dict[str, float]) -> dict[str, Any]:
+def summarize(samples: Samples) -> dict[str, Any]:
     """The counters that say what a run did (for comparing scenarios and transports)."""
     return {
         "consumed": metric_sum(samples, "consentgate_consumed_total"),
         "forwarded": metric_sum(samples, "consentgate_forwarded_total"),
-        "dropped": by_label(samples, "consentgate_dropped_total"),
+        "dropped": by_label(samples, "consentgate_dropped_total", "reason"),
         "dead_lettered": metric_sum(samples, "consentgate_dead_lettered_total"),
         "pending": metric_sum(samples, "consentgate_kanon_pending"),
         "suppressed": metric_sum(samples, "consentgate_kanon_suppressed_total"),
-        "produced": by_label(samples, "consentgate_produced_total"),
-        "transactions": by_label(samples, "consentgate_transactions_total"),
+        "produced": by_label(samples, "consentgate_produced_total", "role"),
+        "transactions": by_label(samples, "consentgate_transactions_total", "outcome"),
         "e2e_ms_excluding_hold": histogram_summary(
             samples, "consentgate_end_to_end_latency_seconds"
         ),

@@ -39,14 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.privacy_oracle import Candidate, Index, candidates, utility
-from benchmarks.workers import (
-    WorkerProc,
-    input_partitions,
-    merged,
-    metric_sum,
-    start_workers,
-    wait_assigned,
-)
+from benchmarks.workers import WorkerProc, input_partitions, start_workers, wait_assigned
 from benchmarks.workload import create_topics, fast_transport
 from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
@@ -58,6 +51,7 @@ from consumers.release_policy import ReleasePlan
 from consumers.scrub import scrub
 from ingest.broker import LocalBroker
 from ingest.fleet import Fleet
+from ingest.metrics_text import merge, metric_sum, quantile_of
 from ingest.publisher import Publisher
 from ingest.simulate import Simulation
 from ingest.topic_reader import read_messages
@@ -117,7 +111,7 @@ class Outcome:
     grouping_us_per_record: float | None = None
     headers: dict[str, set[tuple[tuple[str, bytes], ...]]] = field(default_factory=dict)
     keys: int = 0
-    latency_s: dict[str, float] = field(default_factory=dict)
+    latency_s: dict[str, float | None] = field(default_factory=dict)
     load: list[int] = field(default_factory=list)
     """Records grouped by each (simulated) worker: the skew of the partitioning."""
 
@@ -233,20 +227,6 @@ def _feed(transport: Transport, topics: TopicSet, data: Traffic, began: float) -
             pub.send_valid(schema, record)
 
 
-def _quantile(samples: Mapping[str, float], name: str, q: float) -> float:
-    """A quantile from a Prometheus histogram's cumulative buckets (upper bound of its bucket)."""
-    buckets = sorted(
-        (float(key.split('le="')[1].split('"')[0]), value)
-        for key, value in samples.items()
-        if key.startswith(f"{name}_bucket{{") and 'le="+Inf"' not in key
-    )
-    total = samples.get(f"{name}_count", 0.0)
-    for bound, count in buckets:
-        if total and count >= q * total:
-            return bound
-    return float("inf")
-
-
 def run_live(
     data: Traffic, k: int, delay_ms: int, workers: int, client: str, log_dir: Path
 ) -> Outcome:
@@ -288,21 +268,22 @@ def run_on_broker(
         total = len(data.events)
         deadline = time.monotonic() + delay_ms / 1000 + 180
         while time.monotonic() < deadline:
-            samples = merged([w.scrape() for w in procs])
+            samples = merge(w.scrape() for w in procs)
             done = metric_sum(samples, "consentgate_consumed_total") >= total
             if done and metric_sum(samples, "consentgate_kanon_pending") == 0:
                 break
             time.sleep(1)
         else:
             raise RuntimeError("the workers did not release everything in time")
-        samples = merged([w.scrape() for w in procs])
+        samples = merge(w.scrape() for w in procs)
         out = Outcome(suppressed=int(metric_sum(samples, "consentgate_kanon_suppressed_total")))
         out.consented = int(metric_sum(samples, "consentgate_forwarded_total")) + out.suppressed
+        e2e, hold = "consentgate_end_to_end_latency_seconds", "consentgate_kanon_hold_seconds"
         out.latency_s = {
-            "e2e_excl_hold_p50": _quantile(samples, "consentgate_end_to_end_latency_seconds", 0.5),
-            "e2e_excl_hold_p99": _quantile(samples, "consentgate_end_to_end_latency_seconds", 0.99),
-            "hold_p50": _quantile(samples, "consentgate_kanon_hold_seconds", 0.5),
-            "hold_p99": _quantile(samples, "consentgate_kanon_hold_seconds", 0.99),
+            "e2e_excl_hold_p50": quantile_of(samples, e2e, 0.5),
+            "e2e_excl_hold_p99": quantile_of(samples, e2e, 0.99),
+            "hold_p50": quantile_of(samples, hold, 0.5),
+            "hold_p99": quantile_of(samples, hold, 0.99),
         }
         reader = fast_transport(bootstrap)
         from schemas.codec import Codec

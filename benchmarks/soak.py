@@ -24,9 +24,10 @@ from benchmarks.latency import publish_paced
 from benchmarks.machine import load_average
 from benchmarks.pipeline import MAX_DELAY_S
 from benchmarks.run import RESULTS_DIR, _start_broker
-from benchmarks.workers import input_partitions, metric_sum, start_workers, wait_assigned
+from benchmarks.workers import input_partitions, start_workers, wait_assigned
 from benchmarks.workload import fast_transport, generate, prepare_prefix
 from ingest.broker import LocalBroker
+from ingest.metrics_text import metric_sum
 
 SAMPLE_EVERY_S = 5.0
 WARM_UP_S = 60.0

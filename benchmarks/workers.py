@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks.machine import cpu_seconds, rss_mb
 from ingest.broker import free_port
+from ingest.metrics_text import Samples, metric_sum, parse_exposition
 from ingest.topics import Role, TopicSet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,14 +30,14 @@ class WorkerProc:
     log_path: Path
     rss: list[float] = field(default_factory=list)
 
-    def scrape(self) -> dict[str, float]:
-        """Scraped consentgate_ samples as {'name{labels}': value}; {} if it does not answer."""
+    def scrape(self) -> Samples:
+        """The worker's scraped samples; {} if it does not answer."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
                 body = r.read().decode()
         except (urllib.error.URLError, OSError):
             return {}
-        return parse_metrics(body)
+        return parse_exposition(body)
 
     def sample_rss(self) -> None:
         """Record the current resident set size."""
@@ -64,39 +65,6 @@ class WorkerProc:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
         except OSError:
             return ""
-
-
-def parse_metrics(body: str) -> dict[str, float]:
-    """Prometheus text exposition to {'name{labels}': value} for consentgate_ series."""
-    out: dict[str, float] = {}
-    for line in body.splitlines():
-        if line.startswith("consentgate_") and " " in line:
-            key, value = line.rsplit(" ", 1)
-            out[key] = float(value)
-    return out
-
-
-def metric_sum(samples: dict[str, float], name: str) -> float:
-    """Sum of every labelled sample of one metric name."""
-    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
-
-
-def by_label(samples: dict[str, float], name: str) -> dict[str, float]:
-    """One metric's samples keyed by their label text (e.g. 'reason="unknown_user"')."""
-    out: dict[str, float] = {}
-    for key, value in samples.items():
-        if key.startswith(name + "{"):
-            out[key[len(name) + 1 : -1]] = value
-    return out
-
-
-def merged(samples: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Counters of several workers added together."""
-    out: dict[str, float] = {}
-    for one in samples:
-        for key, value in one.items():
-            out[key] = out.get(key, 0.0) + value
-    return out
 
 
 def start_workers(

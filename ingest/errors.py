@@ -53,6 +53,10 @@ class PublishError(ConsentgateError):
     """An event could not be published: invalid, unencodable, or of an unknown type."""
 
 
+class MetricsTextError(ConsentgateError):
+    """A scrape of /metrics is not Prometheus text format."""
+
+
 def validation_problems(exc: ValidationError, root: str = "record") -> list[str]:
     """`field: reason` for each problem of a pydantic error, never the offending value."""
     return [f"{'.'.join(str(p) for p in err['loc']) or root}: {err['msg']}" for err in exc.errors()]

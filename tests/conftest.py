@@ -19,10 +19,9 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from ingest.config import KafkaSettings, load_settings
-from ingest.topics import ROLES, TopicSet, load_topic_set
+from ingest.topics import TopicSet
 from ingest.transport import Transport, make_transport
-
-TEST_PARTITIONS = 3
+from tests.integration.topic_sets import fresh_topic_set
 
 # No wall-clock limits in tests: Hypothesis's default 200 ms deadline per example failed
 # a property test on a busy machine. Speed is measured by benchmarks/.
@@ -87,14 +86,8 @@ def transport(kafka_settings: KafkaSettings) -> Transport:
 @pytest.fixture
 def topic_set(transport: Transport) -> Iterator[TopicSet]:
     """A fresh, uuid-prefixed set of every pipeline topic, created for one test."""
-    topics = load_topic_set(prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=TEST_PARTITIONS)
-    admin = transport.admin()
-    try:
-        admin.create_topics(topics.specs[r] for r in ROLES)
+    with fresh_topic_set(transport) as topics:
         yield topics
-        admin.delete_topics(topics.specs[r].name for r in ROLES)
-    finally:
-        admin.close()
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ from ingest.commands.simulate import publish_paced
 from ingest.config import load_settings
 from ingest.errors import CommandError
 from ingest.fleet import Fleet
+from ingest.metrics_text import Samples, merge, metric_sum, parse_exposition
 from ingest.publisher import Publisher
-from ingest.run_summary import Samples, merge, parse_exposition, summary_table, total
+from ingest.run_summary import summary_table
 from ingest.simulate import Simulation
 from ingest.topics import ROLES, load_topic_set
 from ingest.transport import make_transport
@@ -159,8 +160,8 @@ def _drain(ports: list[int], published: int, timeout_s: float) -> Samples:
     while time.monotonic() < deadline:
         scrapes = [s for s in (_scrape(p) for p in ports) if s is not None]
         samples = merge(scrapes)
-        consumed = total(samples, "consentgate_consumed_total")
-        pending = total(samples, "consentgate_kanon_pending")
+        consumed = metric_sum(samples, "consentgate_consumed_total")
+        pending = metric_sum(samples, "consentgate_kanon_pending")
         if len(scrapes) == len(ports) and consumed >= published and pending == 0:
             break
         time.sleep(1.0)

@@ -1,4 +1,4 @@
-"""Workloads with per-day markers, topic sets, live feeding and checks for the fault tests.
+"""Workloads with per-day markers, live feeding and checks for the fault tests.
 
 Analyst outputs cannot be traced to single records (SPEC 7): their whole content is
 shared by k persons. What an output always keeps is the day its record was collected
@@ -14,22 +14,21 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.consent_store import read_to_end
 from ingest.fleet import Fleet
+from ingest.metrics_text import Samples, metric_sum
 from ingest.publisher import Publisher
 from ingest.simulate import Simulation
-from ingest.topics import ROLES, TopicSet, load_topic_set
+from ingest.topics import TopicSet
 from ingest.transport import ConsumerOptions, TopicPartition, Transport
 from schemas.codec import Codec
 from schemas.registry import default_registry
-from tests.integration.worker_harness import WorkerProcess, metric_sum, read_topic
+from tests.integration.worker_harness import WorkerProcess, read_topic
 
-FAULT_PARTITIONS = 3
 CLOSER_USERS = 30
 CLOSER_EVENTS_PER_USER = 2
 DAY_MS = 86_400_000
@@ -151,36 +150,6 @@ def build_workload(seed: int, users: int, count: int, now_ms: int) -> Workload:
                 }
                 closers.append((event_type, _flatten(record, event_time)))
     return Workload(consents, events, closers, closer_consents, now_ms)
-
-
-def create_topic_set(transport: Transport) -> TopicSet:
-    """A fresh, uuid-prefixed topic set with FAULT_PARTITIONS partitions each."""
-    topics = load_topic_set(prefix=f"f{uuid.uuid4().hex[:10]}.", partitions=FAULT_PARTITIONS)
-    admin = transport.admin()
-    try:
-        admin.create_topics(topics.specs[r] for r in ROLES)
-    finally:
-        admin.close()
-    return topics
-
-
-def delete_topic_set(transport: Transport, topics: TopicSet) -> None:
-    """Remove every topic of a set."""
-    admin = transport.admin()
-    try:
-        admin.delete_topics(topics.specs[r].name for r in ROLES)
-    finally:
-        admin.close()
-
-
-@contextmanager
-def fresh_topic_set(transport: Transport) -> Iterator[TopicSet]:
-    """A topic set for one block, deleted afterwards."""
-    topics = create_topic_set(transport)
-    try:
-        yield topics
-    finally:
-        delete_topic_set(transport, topics)
 
 
 def publish(
@@ -325,7 +294,7 @@ def _records_between(transport: Transport, spans: dict[TopicPartition, tuple[int
         reader.close()
 
 
-def accounting(samples: dict[str, float]) -> tuple[float, float]:
+def accounting(samples: Samples) -> tuple[float, float]:
     """Both sides of SPEC section 9's identity: consumed + restored, and where records went."""
     left = metric_sum(samples, "consentgate_consumed_total") + metric_sum(
         samples, "consentgate_kanon_pending_restored_total"
@@ -341,24 +310,24 @@ def accounting(samples: dict[str, float]) -> tuple[float, float]:
     return left, right
 
 
-def in_transit(samples: dict[str, float]) -> float:
+def in_transit(samples: Samples) -> float:
     """Held records sent to the repartition topic and not yet taken into a window."""
     regrouped = "consentgate_kanon_regrouped_total"
-    return samples.get(regrouped + '{direction="out"}', 0.0) - samples.get(
-        regrouped + '{direction="in"}', 0.0
+    return metric_sum(samples, regrouped, direction="out") - metric_sum(
+        samples, regrouped, direction="in"
     )
 
 
-def held(samples: dict[str, float]) -> float:
+def held(samples: Samples) -> float:
     """Records not yet released or dropped: in a window, or on the repartition topic."""
     return metric_sum(samples, "consentgate_kanon_pending") + in_transit(samples)
 
 
-def settled_metrics(worker: WorkerProcess, timeout_s: float = 20) -> dict[str, float]:
+def settled_metrics(worker: WorkerProcess, timeout_s: float = 20) -> Samples:
     """Metrics once two scrapes a second apart agree on every accounting term."""
     deadline = time.monotonic() + timeout_s
     previous: tuple[float, float] | None = None
-    samples: dict[str, float] = {}
+    samples: Samples = {}
     while time.monotonic() < deadline:
         samples = worker.metrics()
         now = accounting(samples)
@@ -369,19 +338,9 @@ def settled_metrics(worker: WorkerProcess, timeout_s: float = 20) -> dict[str, f
     return samples
 
 
-def assert_accounting(worker: WorkerProcess) -> dict[str, float]:
+def assert_accounting(worker: WorkerProcess) -> Samples:
     """The identity holds on a quiet worker's scraped metrics; returns the samples."""
     samples = settled_metrics(worker)
     left, right = accounting(samples)
     assert left == right, f"accounting broken: consumed+restored={left}, outcomes={right}"
     return samples
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll a condition every half second; fail with `what` after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")

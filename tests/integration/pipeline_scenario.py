@@ -31,7 +31,6 @@ from consumers.consent_changes import (
     apply_change,
 )
 from schemas.fields import field_tags
-from tests.integration.fault_helpers import accounting as identity
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -544,20 +543,3 @@ def build_scenario(t0: int, run: str) -> list[UserScript]:
     user("pairing_filler", base, [log(at(300)), dev(at(450), "", 2), log(at(450), 2)])
     user("pairing_filler_located", [*base, loc], [dev(at(300), "L")])
     return users
-
-
-# --- SPEC 9: the accounting identity, from scraped samples ----------------------------------
-
-
-def by_label(samples: dict[str, float], name: str) -> dict[str, float]:
-    """Samples of one labelled metric as label value -> value (single-label metrics)."""
-    out: dict[str, float] = {}
-    for key, value in samples.items():
-        if key.startswith(name + "{"):
-            out[key[key.index('"') + 1 : key.rindex('"')]] = value
-    return out
-
-
-def accounting(samples: dict[str, float]) -> tuple[float, float]:
-    """Both sides of the accounting identity (one owner: fault_helpers.accounting)."""
-    return identity(samples)

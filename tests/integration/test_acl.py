@@ -31,6 +31,7 @@ from ingest.config import KafkaSettings, load_settings
 from ingest.consent_client import ConsentClient
 from ingest.errors import DeliveryError
 from ingest.fleet import Fleet
+from ingest.metrics_text import metric_sum
 from ingest.publisher import Publisher
 from ingest.simulate import Simulation
 from ingest.topics import ROLES, TopicSet, load_topic_set
@@ -43,7 +44,7 @@ from ingest.transport import (
 )
 from ingest.transport.errors import AuthorizationError
 from schemas.codec import Codec
-from tests.integration.worker_harness import metric_sum, start_worker, wait_for
+from tests.integration.worker_harness import start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.acl]
 
@@ -202,7 +203,7 @@ def test_pipeline_runs_with_only_its_own_grants(
             "the pipeline principal to consume every raw event",
         )
         assert (
-            metric_sum(worker.metrics(), 'consentgate_transactions_total{outcome="aborted"}') == 0
+            metric_sum(worker.metrics(), "consentgate_transactions_total", outcome="aborted") == 0
         )
     finally:
         worker.stop()

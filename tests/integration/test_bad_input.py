@@ -20,17 +20,17 @@ from typing import Any
 
 import pytest
 
+from ingest.metrics_text import metric_sum
 from ingest.transport import ProducerOptions, Transport
 from schemas.codec import Codec
 from tests.integration.fault_helpers import (
     assert_accounting,
     build_workload,
     committed_lag,
-    fresh_topic_set,
     publish_consents,
-    wait_until,
 )
-from tests.integration.worker_harness import metric_sum, read_topic, running_worker
+from tests.integration.topic_sets import fresh_topic_set
+from tests.integration.worker_harness import read_topic, running_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.badinput]
 
@@ -139,7 +139,7 @@ def test_five_thousand_bad_records_are_all_accounted_for(
             sent_bad.add((topic, partition, offset))
         assert all(kinds[k] > 0 for k in KINDS), kinds
         with running_worker(kafka_bootstrap, topics, tmp_path, group="bad") as worker:
-            wait_until(
+            wait_for(
                 lambda: worker.proc.poll() is None and committed_lag(transport, topics, "bad") == 0,
                 300,
                 "every record committed",

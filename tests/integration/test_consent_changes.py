@@ -34,13 +34,13 @@ from consumers.consent_changes import (
 )
 from ingest.consent_client import ChangeReceipt, ConsentClient
 from ingest.consent_store import read_consent
+from ingest.metrics_text import by_label
 from ingest.publisher import Publisher
 from ingest.topics import TopicSet
 from ingest.transport import ProducerOptions, Transport
 from schemas.codec import Codec
 from schemas.fields import field_tags
-from tests.integration.fault_helpers import held
-from tests.integration.pipeline_scenario import accounting, by_label
+from tests.integration.fault_helpers import accounting, held
 from tests.integration.worker_harness import dump, read_topic, start_worker, wait_for
 from tests.unit.consumers.test_consent_property import Step, oracle
 
@@ -214,7 +214,7 @@ def test_late_and_duplicated_changes_decide_every_event_as_the_naive_fold(
     finally:
         assert worker.stop() == 0, worker.log()
 
-    dropped = by_label(samples, "consentgate_dropped_total")
+    dropped = by_label(samples, "consentgate_dropped_total", "reason")
     assert dropped.get("kanon_suppressed", 0) == 0, dump(dropped)
     want = Counter(reason for _u, _at, (reason, _loc) in planned if reason is not None)
     assert Counter({r: int(n) for r, n in dropped.items() if n and r != "kanon_suppressed"}) == want

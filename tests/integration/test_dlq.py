@@ -30,11 +30,13 @@ from ingest.commands.dlq import (
     replayed_identities,
 )
 from ingest.consent_store import read_to_end
+from ingest.metrics_text import metric_sum
 from ingest.topic_reader import read_messages
-from ingest.topics import ROLES, TopicSet, load_topic_set
+from ingest.topics import TopicSet
 from ingest.transport import Message, ProducerOptions, Transport
 from schemas.codec import Codec
-from tests.integration.worker_harness import metric_sum, read_topic, start_worker, wait_for
+from tests.integration.topic_sets import create_topic_set, delete_topic_set
+from tests.integration.worker_harness import read_topic, start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.badinput]
 
@@ -79,9 +81,7 @@ def _log_event(user: str, now_ms: int) -> dict[str, Any]:
 def dead_letters(
     kafka_bootstrap: str, transport: Transport, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DeadLetters]:
-    topics = load_topic_set(prefix=f"q{uuid.uuid4().hex[:10]}.", partitions=3)
-    admin = transport.admin()
-    admin.create_topics(topics.specs[r] for r in ROLES)
+    topics = create_topic_set(transport)
     raw_log = topics.name("raw_log")
     now = int(time.time() * 1000)
     codec = Codec()
@@ -135,10 +135,7 @@ def dead_letters(
         positions=positions,
         group=group,
     )
-    try:
-        admin.delete_topics(topics.specs[r].name for r in ROLES)
-    finally:
-        admin.close()
+    delete_topic_set(transport, topics)
 
 
 def _cli(bootstrap: str, topics: TopicSet, *args: str) -> subprocess.CompletedProcess[str]:

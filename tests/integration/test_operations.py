@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
@@ -11,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from ingest.fleet import Fleet
+from ingest.metrics_text import declared_series, metric_sum
 from ingest.publisher import Publisher
 from ingest.simulate import Simulation
 from ingest.topics import TopicSet
 from ingest.transport import Transport
 from tests.integration.fault_helpers import accounting, held
-from tests.integration.worker_harness import metric_sum, running_worker, wait_for
+from tests.integration.worker_harness import running_worker, wait_for
 from tests.unit.deploy.promql import (
     PROMETHEUS_OWN_SERIES,
     dashboard_expressions,
@@ -47,22 +47,6 @@ def _publish(transport: Transport, topics: TopicSet) -> tuple[int, set[str]]:
     return events + 3, identifiers
 
 
-def _scraped_families(body: str) -> set[str]:
-    """Every series name the endpoint declares (# TYPE lines cover labelled metrics too)."""
-    names: set[str] = set()
-    for line in body.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ", 3)
-            names.add(name)
-            if kind == "counter":
-                names.update({f"{name}_total", f"{name}_created"})
-            if kind == "histogram":
-                names.update({f"{name}_bucket", f"{name}_sum", f"{name}_count", f"{name}_created"})
-        elif line and not line.startswith("#"):
-            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
-    return names
-
-
 def test_scraped_metrics_balance_and_name_every_dashboard_series(
     kafka_bootstrap: str, transport: Transport, topic_set: TopicSet, group_id: str, tmp_path: Path
 ) -> None:
@@ -86,12 +70,13 @@ def test_scraped_metrics_balance_and_name_every_dashboard_series(
         # (and records through the repartition topic, in and out).
         left, right = accounting(m)
         assert consumed == sent
-        terms = {k: v for k, v in m.items() if "kanon" in k or "dropped" in k or "forwarded" in k}
+        shown = ("kanon", "dropped", "forwarded")
+        terms = {str(s): v for s, v in m.items() if any(t in s.name for t in shown)}
         assert left == right, f"consumed+restored {left} != {right}: {terms}"
         assert metric_sum(m, "consentgate_dead_lettered_total") == 3
-        assert m['consentgate_dead_lettered_total{reason="undecodable"}'] == 3
+        assert metric_sum(m, "consentgate_dead_lettered_total", reason="undecodable") == 3
 
-        scraped = _scraped_families(worker.get("/metrics")[1])
+        scraped = declared_series(worker.get("/metrics")[1])
         wanted = {
             name
             for expr in dashboard_expressions(DASHBOARD)

@@ -19,19 +19,18 @@ from typing import Any
 
 import pytest
 
+from ingest.metrics_text import by_label
 from ingest.publisher import Publisher
 from ingest.topics import TopicSet
 from ingest.transport import ProducerOptions, Transport
 from schemas.codec import Codec
-from tests.integration.fault_helpers import held
+from tests.integration.fault_helpers import accounting, held
 from tests.integration.pipeline_scenario import (
     CATEGORIES,
     Rules,
     UserScript,
-    accounting,
     build_event,
     build_scenario,
-    by_label,
     consent_records,
     expectations,
     iter_events,
@@ -168,17 +167,17 @@ def test_anonymized_output_equals_the_consent_oracle(
     assert left == right == len(events), "SPEC 9 accounting identity"
 
     # (a) every drop counted under the oracle's reason; nothing suppressed, nothing dead-lettered
-    dropped = by_label(samples, "consentgate_dropped_total")
+    dropped = by_label(samples, "consentgate_dropped_total", "reason")
     assert dropped.get(SUPPRESSED, 0) == 0, dump(dropped)
     got_reasons = Counter({r: int(n) for r, n in dropped.items() if n and r != SUPPRESSED})
     want_reasons = Counter(v.reason for v in verdicts if v.reason is not None)
     assert got_reasons == want_reasons
-    assert sum(by_label(samples, "consentgate_dead_lettered_total").values()) == 0
+    assert sum(by_label(samples, "consentgate_dead_lettered_total", "reason").values()) == 0
     by_tag = {v.tag: v for v in verdicts}
     want_removed: Counter[str] = Counter()
     for tag, event in events.items():
         want_removed.update(removed_fields(event, by_tag[tag]))
-    got_removed = by_label(samples, "consentgate_fields_removed_total")
+    got_removed = by_label(samples, "consentgate_fields_removed_total", "category")
     assert {c: int(got_removed.get(c, 0)) for c in CATEGORIES} == {
         c: want_removed[c] for c in CATEGORIES
     }

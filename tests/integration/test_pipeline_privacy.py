@@ -23,18 +23,17 @@ import pytest
 
 from benchmarks.privacy_oracle import Index, candidates
 from ingest.fleet import Fleet, luhn_check_digit
+from ingest.metrics_text import Samples, merge, metric_sum
 from ingest.publisher import Publisher
 from ingest.simulate import Simulation
 from ingest.topics import TopicSet
 from ingest.transport import Message, ProducerOptions, Transport
 from schemas.codec import Codec
 from schemas.fields import field_tags
-from tests.integration.fault_helpers import held
-from tests.integration.pipeline_scenario import accounting
+from tests.integration.fault_helpers import accounting, held
 from tests.integration.worker_harness import (
     WorkerProcess,
     dump,
-    metric_sum,
     read_topic,
     start_worker,
     wait_for,
@@ -101,7 +100,7 @@ def run_until_settled(
     workers: int = 1,
     client: str = "kafka-python",
     feed: threading.Thread | None = None,
-) -> dict[str, float]:
+) -> Samples:
     """Run workers until every event is consumed and nothing is held; SIGTERM; metrics."""
     extra = ("--max-delay", str(HOLD_S), "--client", client)
     procs: list[WorkerProcess] = [
@@ -115,11 +114,8 @@ def run_until_settled(
             feed.start()
             feed.join()
 
-        def totals() -> dict[str, float]:
-            merged: Counter[str] = Counter()
-            for worker in procs:
-                merged.update(worker.metrics())
-            return dict(merged)
+        def totals() -> Samples:
+            return merge(worker.metrics() for worker in procs)
 
         def settled() -> bool:
             samples = totals()

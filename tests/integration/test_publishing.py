@@ -34,6 +34,7 @@ from ingest.transport import (
 )
 from ingest.transport.base import Delivery
 from schemas.codec import Codec
+from tests.integration.topic_sets import create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -100,14 +101,6 @@ def _as_stored(name: str, record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _canonical(record: Mapping[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, default=str)
-
-
-def _create(transport: Transport, topics: TopicSet) -> None:
-    admin = transport.admin()
-    try:
-        admin.create_topics(topics.specs[role] for role in RAW_ROLES)
-    finally:
-        admin.close()
 
 
 def test_ten_thousand_simulated_events_come_back_decoded_and_equal(
@@ -179,7 +172,7 @@ def test_killing_the_broker_fails_flush_and_every_reported_delivery_is_in_the_lo
     try:
         transport = make_transport(load_settings(bootstrap_servers=bootstrap))
         topics = load_topic_set(prefix="kill.", partitions=3)
-        _create(transport, topics)
+        create_topics(transport, topics, RAW_ROLES)
         items = [
             (i.event_type, i.record)
             for i in Simulation(Fleet(5, 300, START_MS)).items(count=8_000, rate_per_s=5000.0)

@@ -11,10 +11,12 @@ import pytest
 
 from ingest.broker import LocalBroker
 from ingest.config import load_settings
-from ingest.topics import ROLES, TopicSet
+from ingest.metrics_text import Series, metric_sum
+from ingest.topics import TopicSet
 from ingest.transport import Transport, make_transport
 from tests.integration.fault_helpers import build_workload, end_offsets, publish, publish_consents
-from tests.integration.worker_harness import metric_sum, start_worker, wait_for
+from tests.integration.topic_sets import create_topics
+from tests.integration.worker_harness import start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -42,11 +44,7 @@ def test_worker_refuses_a_sink_outside_the_mainland_and_is_not_ready(
     tmp_path: Path,
 ) -> None:
     sink = make_transport(load_settings(bootstrap_servers=us_sink))
-    admin = sink.admin()
-    try:
-        admin.create_topics(topic_set.specs[r] for r in ROLES)
-    finally:
-        admin.close()
+    create_topics(sink, topic_set)
     workload = build_workload(seed=5, users=20, count=200, now_ms=int(time.time() * 1000))
     publish_consents(transport, topic_set, workload)
     worker = start_worker(
@@ -57,7 +55,8 @@ def test_worker_refuses_a_sink_outside_the_mainland_and_is_not_ready(
             lambda: (
                 metric_sum(
                     worker.metrics() if worker.get("/metrics")[0] == 200 else {},
-                    'consentgate_residency_violations_total{kind="rack_outside"}',
+                    "consentgate_residency_violations_total",
+                    kind="rack_outside",
                 )
                 > 0
             ),
@@ -68,7 +67,7 @@ def test_worker_refuses_a_sink_outside_the_mainland_and_is_not_ready(
         assert status == 503
         detail = json.loads(body)
         assert detail["residency_ok"] is False and detail["ready"] is False
-        assert worker.metrics()["consentgate_residency_ok"] == 0
+        assert worker.metrics()[Series("consentgate_residency_ok")] == 0
 
         publish(transport, topic_set, workload.events)
         time.sleep(5)
@@ -103,11 +102,7 @@ def test_exactly_once_to_a_separate_mainland_cluster_fails_closed_with_a_reason(
     except Exception as exc:  # the run must fail loudly, never skip
         pytest.fail(f"no sink broker: {exc}", pytrace=False)
     try:
-        admin = make_transport(load_settings(bootstrap_servers=sink_bootstrap)).admin()
-        try:
-            admin.create_topics(topic_set.specs[r] for r in ROLES)
-        finally:
-            admin.close()
+        create_topics(make_transport(load_settings(bootstrap_servers=sink_bootstrap)), topic_set)
         worker = start_worker(
             kafka_bootstrap,
             topic_set,

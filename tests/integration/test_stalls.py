@@ -22,6 +22,7 @@ import pytest
 from ingest.broker import LocalBroker, free_port
 from ingest.config import load_settings
 from ingest.errors import BrokerError
+from ingest.metrics_text import Samples, metric_sum
 from ingest.topics import ROLES, TopicSet, load_topic_set
 from ingest.transport import ProducerOptions, Transport, make_transport
 from schemas.codec import Codec
@@ -29,17 +30,16 @@ from tests.integration.fault_helpers import (
     assert_accounting,
     build_workload,
     committed_lag,
-    fresh_topic_set,
     publish,
     publish_consents,
-    wait_until,
 )
+from tests.integration.topic_sets import create_topic_set, fresh_topic_set
 from tests.integration.worker_harness import (
     WorkerProcess,
-    metric_sum,
     read_topic,
     running_worker,
     start_worker,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -89,14 +89,14 @@ def test_poison_records_are_set_aside_and_the_worker_moves_on(
         )
         publish(transport, topics, workload.events[150:])
         with running_worker(kafka_bootstrap, topics, tmp_path, group="poison") as worker:
-            wait_until(
+            wait_for(
                 lambda: _drained(transport, topics, worker, "poison"), 120, "every record committed"
             )
             samples = assert_accounting(worker)
-            assert (
-                metric_sum(samples, 'consentgate_dead_lettered_total{reason="oversized_record"}')
-                == 3
+            oversized = metric_sum(
+                samples, "consentgate_dead_lettered_total", reason="oversized_record"
             )
+            assert oversized == 3
             ready = worker.get("/readyz")
             assert ready[0] == 200, ready[1]
             assert metric_sum(samples, "consentgate_transactions_total") > 0
@@ -147,7 +147,7 @@ def test_one_persons_flood_is_capped_and_counted(
                     most = max([most, *pending])
                 return _drained(transport, topics, worker, "flood")
 
-            wait_until(drained, 240, "the flood committed")
+            wait_for(drained, 240, "the flood committed")
             samples = assert_accounting(worker)
             # The cap is checked once per polled batch: at most one batch over it.
             assert most <= cap + 2_000
@@ -194,12 +194,7 @@ def test_readiness_follows_the_broker_and_a_rack_change_stops_production(
 ) -> None:
     bootstrap = f"127.0.0.1:{private_broker.port}"
     transport = make_transport(load_settings(bootstrap_servers=bootstrap))
-    topics = load_topic_set(prefix="stall.", partitions=2)
-    admin = transport.admin()
-    try:
-        admin.create_topics(topics.specs[r] for r in ROLES)
-    finally:
-        admin.close()
+    topics = create_topic_set(transport, partitions=2, prefix="stall.")
     now_ms = int(time.time() * 1000)
     workload = build_workload(seed=13, users=20, count=200, now_ms=now_ms)
     publish_consents(transport, topics, workload)
@@ -213,38 +208,39 @@ def test_readiness_follows_the_broker_and_a_rack_change_stops_production(
     try:
         worker.wait_ready(120)
         publish(transport, topics, workload.events[:100])
-        wait_until(lambda: _drained(transport, topics, worker, "watch"), 120, "first records")
+        wait_for(lambda: _drained(transport, topics, worker, "watch"), 120, "first records")
 
         private_broker.stop()
-        wait_until(lambda: _readyz(worker)["status"] == 503, 120, "not ready while down")
+        wait_for(lambda: _readyz(worker)["status"] == 503, 120, "not ready while down")
         detail = _readyz(worker)
         assert detail["broker_connected"] is False, detail
         assert metric_sum(worker.metrics(), "consentgate_broker_connected") == 0
         assert metric_sum(worker.metrics(), "consentgate_ready") == 0
 
         _restart(private_broker)
-        wait_until(lambda: _readyz(worker)["status"] == 200, 120, "ready again")
+        wait_for(lambda: _readyz(worker)["status"] == 200, 120, "ready again")
 
         # Restarted outside the mainland racks: the worker stops producing.
         private_broker.stop()
         _restart(private_broker, rack="us-west-1a")
-        violations = 'consentgate_residency_violations_total{kind="rack_outside"}'
-        wait_until(
-            lambda: metric_sum(worker.metrics(), violations) > 0, 120, "the new rack refused"
-        )
+
+        def violations(samples: Samples) -> float:
+            return metric_sum(
+                samples, "consentgate_residency_violations_total", kind="rack_outside"
+            )
+
+        wait_for(lambda: violations(worker.metrics()) > 0, 120, "the new rack refused")
         assert _readyz(worker).get("residency_ok") is False
         analyst = [topics.name("anon_device"), topics.name("anon_log")]
         before = sum(len(read_topic(transport, t)) for t in analyst)
         publish(transport, topics, workload.events[100:] + workload.closers)
         samples = worker.metrics()
         assert metric_sum(samples, "consentgate_residency_ok") == 0
-        seen = metric_sum(samples, violations)
+        seen = violations(samples)
         assert seen > 0
         # Three more checks (a second apart): time enough for an unguarded worker to have
         # consumed and committed the new records several times over.
-        wait_until(
-            lambda: metric_sum(worker.metrics(), violations) >= seen + 3, 60, "three more checks"
-        )
+        wait_for(lambda: violations(worker.metrics()) >= seen + 3, 60, "three more checks")
         assert "refusing to produce" in worker.log()
         assert committed_lag(transport, topics, "watch") > 0  # nothing consumed is committed
         assert sum(len(read_topic(transport, t)) for t in analyst) == before
@@ -279,10 +275,10 @@ def test_a_record_that_fails_alone_is_set_aside_and_the_worker_moves_on(
     _send_raw(transport, topics.name("raw_log"), [(user, b"\xc3\x01" + b"\x07" * 100_000)])
     publish(transport, topics, workload.events[100:])
     with running_worker(kafka_bootstrap, topics, tmp_path, group="alone") as worker:
-        wait_until(lambda: _drained(transport, topics, worker, "alone"), 240, "all committed")
+        wait_for(lambda: _drained(transport, topics, worker, "alone"), 240, "all committed")
         samples = assert_accounting(worker)
         assert metric_sum(samples, "consentgate_batch_failures_total") >= 3
-        assert metric_sum(samples, 'consentgate_dead_lettered_total{reason="unprocessable"}') == 1
+        assert metric_sum(samples, "consentgate_dead_lettered_total", reason="unprocessable") == 1
         assert "record set aside as a dead letter" in worker.log()
     letters = read_topic(transport, dead_name)
     assert len(letters) == 1

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.metrics_text import metric_sum
 from ingest.topics import TopicSet
 from ingest.transport import Transport
 from tests.integration.fault_helpers import (
@@ -33,19 +34,17 @@ from tests.integration.fault_helpers import (
     assert_accounting,
     build_workload,
     committed_lag,
-    fresh_topic_set,
     live_checkpoint_keys,
     output_markers,
     publish,
     publish_consents,
-    wait_until,
 )
+from tests.integration.topic_sets import fresh_topic_set
 from tests.integration.worker_harness import (
     WorkerProcess,
     free_port,
-    metric_sum,
-    parse_metrics,
     start_worker,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -67,7 +66,7 @@ def _diff(found: Counter[Marker], reference: Counter[Marker]) -> str:
 
 def _released_all(worker: WorkerProcess) -> None:
     """Wait until the worker's window has let everything out (it waits at most --max-delay)."""
-    wait_until(
+    wait_for(
         lambda: metric_sum(worker.metrics(), "consentgate_kanon_pending") == 0,
         60,
         "the k-anonymity window to release what it held",
@@ -84,7 +83,7 @@ def _stopped_totals(worker: WorkerProcess) -> dict[str, int]:
 
 
 def _caught_up(transport: Transport, topics: TopicSet, group: str) -> None:
-    wait_until(
+    wait_for(
         lambda: committed_lag(transport, topics, group) == 0,
         90,
         "the group to commit every raw offset",
@@ -178,7 +177,7 @@ def test_worker_killed_and_restarted_repeatedly_loses_and_repeats_nothing(
         )
         try:
             drain.wait_ready()
-            wait_until(
+            wait_for(
                 lambda: live_checkpoint_keys(transport, topics) == set(),
                 30,
                 "the checkpoint topic to hold no live pending entry",
@@ -217,7 +216,7 @@ def test_second_worker_joining_and_first_leaving_mid_stream_loses_and_repeats_no
                 kafka_bootstrap, topics, tmp_path, index=1, group=group_id, extra=KANON
             )
             second.wait_ready()
-            wait_until(
+            wait_for(
                 lambda: metric_sum(first.metrics(), "consentgate_assigned_partitions") < alone,
                 120,
                 "the first worker to give partitions up",
@@ -297,7 +296,7 @@ def test_run_with_two_workers_starts_two_ready_processes_that_stop_on_sigterm(
             parent = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT)
         try:
             ports = (two_ports, two_ports + 1)
-            wait_until(
+            wait_for(
                 lambda: all(_get(p, "/readyz") == 200 for p in ports),
                 60,
                 "both supervised workers to be ready",
@@ -308,8 +307,7 @@ def test_run_with_two_workers_starts_two_ready_processes_that_stop_on_sigterm(
                 assert_accounting(worker)
             consumed = sum(
                 metric_sum(
-                    parse_metrics(WorkerProcess(parent, p, log_path).get("/metrics")[1]),
-                    "consentgate_consumed_total",
+                    WorkerProcess(parent, p, log_path).metrics(), "consentgate_consumed_total"
                 )
                 for p in ports
             )

@@ -11,11 +11,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.metrics_text import Samples, parse_exposition
 from ingest.topic_reader import read_messages
 from ingest.topics import TopicSet
 from ingest.transport import Message, Transport
@@ -61,11 +62,12 @@ class WorkerProcess:
             time.sleep(0.2)
         raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log()}")
 
-    def metrics(self) -> dict[str, float]:
-        """Scraped samples: 'name{labels}' -> value (only consentgate_ series)."""
+    def metrics(self) -> Samples:
+        """Scraped samples of the consentgate_ series."""
         status, body = self.get("/metrics")
         assert status == 200, "metrics endpoint did not answer"
-        return parse_metrics(body)
+        samples = parse_exposition(body)
+        return {s: v for s, v in samples.items() if s.name.startswith("consentgate_")}
 
     def stop(self, timeout_s: float = 30) -> int:
         """SIGTERM and wait."""
@@ -85,21 +87,6 @@ class WorkerProcess:
             return self.log_path.read_text(errors="replace")[-4000:]
         except OSError:
             return ""
-
-
-def parse_metrics(body: str) -> dict[str, float]:
-    """Parse Prometheus text exposition into {'name{labels}': value} for consentgate_ series."""
-    out: dict[str, float] = {}
-    for line in body.splitlines():
-        if line.startswith("consentgate_") and " " in line:
-            key, value = line.rsplit(" ", 1)
-            out[key] = float(value)
-    return out
-
-
-def metric_sum(samples: dict[str, float], name: str) -> float:
-    """Sum of every labelled sample of one metric name."""
-    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
 
 
 def start_worker(
@@ -147,16 +134,20 @@ def read_topic(transport: Transport, topic: str, timeout_s: float = 30) -> list[
     return list(read_messages(transport, topic, timeout_s))
 
 
-def wait_for(predicate: object, timeout_s: float = 60, what: str = "condition") -> None:
-    """Poll a zero-argument callable until it returns truthy."""
+def wait_for(
+    predicate: Callable[[], object], timeout_s: float = 60, what: str = "condition"
+) -> None:
+    """Poll a condition every half second; fail with `what` after the timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def dump(obj: object) -> str:
-    """Compact JSON for assertion messages."""
+    """Compact JSON for assertion messages (scraped samples keyed by their series)."""
+    if isinstance(obj, Mapping):
+        obj = {str(key): value for key, value in obj.items()}
     return json.dumps(obj, default=str)[:2000]
