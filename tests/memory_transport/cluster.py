@@ -1,0 +1,452 @@
+"""The broker's side of the in-memory Kafka: logs, transactions, consumer groups, faults.
+
+Every piece of state sits behind one condition variable, `MemoryCluster.cond`; the
+clients (`clients.py`, `consumer.py`) hold it for each call and wait on it in `poll`,
+and every change notifies it. The sections marked "with `cond` held" serve the clients;
+the rest is the tests' view: fault hooks and introspection, each taking `cond` itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from ingest.errors import TransportError
+from ingest.transport.base import AclSpec, Headers, TopicPartition, TopicSpec
+from ingest.transport.errors import UnreachableError
+
+if TYPE_CHECKING:
+    from tests.memory_transport.clients import MemoryTransport
+
+DEFAULT_RACK = "cn-north-1a"
+"""The local broker's rack (README): inside the worker's default residency allow-list."""
+
+TxnState = Literal["open", "committed", "aborted"]
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (Java `Utils.murmur2`, kafka-python's too), as an unsigned 32-bit value."""
+    m = 0x5BD1E995
+    length = len(data)
+    body = length - length % 4
+    h = 0x9747B28C ^ length
+    for (k,) in struct.iter_unpack("<I", data[:body]):
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    if body < length:
+        for shift, byte in enumerate(data[body:]):
+            h ^= byte << (8 * shift)
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for a keyed record."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMetadata:
+    """What a consumer hands a transaction: its group, generation and member id.
+
+    A consumer outside any group (group-less, or `assign` only) has generation -1 and
+    member id "": its offsets are accepted whatever the group does, as Kafka accepts a
+    standalone consumer's.
+    """
+
+    group_id: str | None
+    generation: int = -1
+    member_id: str = ""
+
+
+@dataclass(eq=False, slots=True)
+class Transaction:
+    """One producer transaction as the broker sees it: what it wrote, which offsets it commits."""
+
+    serial: int
+    transactional_id: str
+    epoch: int
+    state: TxnState = "open"
+    writes: list[tuple[TopicPartition, int]] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    group: GroupMetadata | None = None
+    doomed: str | None = None
+    """Why it can only be aborted now (a failed send, a stale group, an injected fault)."""
+
+
+@dataclass(eq=False, slots=True)
+class LogEntry:
+    """One offset of a partition: a record, or a transaction's commit or abort marker."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp_ms: int
+    transaction: Transaction | None = None
+    control: bool = False
+    """A marker: it takes an offset, as in Kafka, and is never delivered."""
+
+    def visible(self, read_committed: bool) -> bool:
+        """Whether a consumer delivers it (read_committed: only committed transactions)."""
+        if self.control:
+            return False
+        txn = self.transaction
+        return not read_committed or txn is None or txn.state == "committed"
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetCommit:
+    """Offsets a group committed: by a transaction, or by a consumer's own `commit`."""
+
+    transaction: Transaction | None
+    offsets: Mapping[TopicPartition, int]
+
+
+@dataclass(slots=True)
+class _Partition:
+    entries: list[LogEntry] = field(default_factory=list)
+    open_from: dict[int, int] = field(default_factory=dict)
+    """First offset each open transaction wrote here: the stable end stops at the lowest."""
+
+    def stable_end(self) -> int:
+        return min(self.open_from.values(), default=len(self.entries))
+
+
+@dataclass(slots=True)
+class _Topic:
+    spec: TopicSpec
+    partitions: list[_Partition]
+
+
+@dataclass(slots=True)
+class _Group:
+    generation: int = 0
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    assignment: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    commits: list[OffsetCommit] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _CommitFault:
+    left: int
+    transactional_id: str | None
+    writing_to: frozenset[str]
+
+    def matches(self, txn: Transaction) -> bool:
+        if self.left <= 0:
+            return False
+        if self.transactional_id is not None and txn.transactional_id != self.transactional_id:
+            return False
+        return not self.writing_to or any(tp.topic in self.writing_to for tp, _ in txn.writes)
+
+
+@dataclass(slots=True)
+class _DeliveryFault:
+    left: int
+    topic: str | None
+
+
+class MemoryCluster:
+    """One in-memory Kafka cluster; `transport()` gives clients of it (see the package doc)."""
+
+    def __init__(self, name: str = "memory", *, brokers: int = 1, rack: str | None = DEFAULT_RACK):
+        self.bootstrap_servers = f"memory://{name}"
+        self.broker_count = brokers
+        self.rack = rack
+        """Every broker's rack, read at each `Admin.brokers()`: change it to fail residency."""
+        self.acls: list[AclSpec] = []
+        """ACLs created so far (recorded, not enforced)."""
+        self.cond = threading.Condition()
+        self._topics: dict[str, _Topic] = {}
+        self._groups: dict[str, _Group] = {}
+        self._epochs: dict[str, int] = {}
+        self._open: dict[str, Transaction] = {}
+        self._transactions: list[Transaction] = []
+        self._serials = itertools.count(1)
+        self._member_ids = itertools.count(1)
+        self._commit_faults: list[_CommitFault] = []
+        self._delivery_faults: list[_DeliveryFault] = []
+        self._down = False
+
+    def transport(self) -> MemoryTransport:
+        """A transport whose clients talk to this cluster."""
+        from tests.memory_transport.clients import MemoryTransport
+
+        return MemoryTransport(self)
+
+    # -- fault hooks ------------------------------------------------------------------------
+
+    def drop(self) -> None:
+        """The cluster stops answering: calls raise UnreachableError, polls return nothing."""
+        with self.cond:
+            self._down = True
+            self.cond.notify_all()
+
+    def reconnect(self) -> None:
+        """The cluster answers again, with every record and offset it had."""
+        with self.cond:
+            self._down = False
+            self.cond.notify_all()
+
+    def fail_commits(
+        self,
+        count: int = 1,
+        *,
+        transactional_id: str | None = None,
+        writing_to: Iterable[str] = (),
+    ) -> None:
+        """Make the next `count` matching `commit_transaction` calls raise TransactionError.
+
+        A transaction matches when it has this transactional id (any if None) and wrote
+        to one of the `writing_to` topics (any if empty). It stays open, to be aborted.
+        """
+        with self.cond:
+            self._commit_faults.append(_CommitFault(count, transactional_id, frozenset(writing_to)))
+
+    def fail_deliveries(self, count: int = 1, *, topic: str | None = None) -> None:
+        """The next `count` records sent (to `topic`, or to any) are not acknowledged."""
+        with self.cond:
+            self._delivery_faults.append(_DeliveryFault(count, topic))
+
+    # -- introspection ----------------------------------------------------------------------
+
+    @property
+    def down(self) -> bool:
+        """True between `drop()` and `reconnect()`."""
+        return self._down
+
+    def entries(self, topic: str, partition: int) -> list[LogEntry]:
+        """Every offset of a partition, markers and aborted records included."""
+        with self.cond:
+            return list(self.partition(TopicPartition(topic, partition)).entries)
+
+    def transactions(self, transactional_id: str | None = None) -> list[Transaction]:
+        """Transactions begun so far (of one transactional id, or all), oldest first."""
+        with self.cond:
+            return [
+                t
+                for t in self._transactions
+                if transactional_id is None or t.transactional_id == transactional_id
+            ]
+
+    def committed_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        """A group's committed offsets."""
+        with self.cond:
+            group = self._groups.get(group_id)
+            return dict(group.committed) if group else {}
+
+    def offset_commits(self, group_id: str) -> list[OffsetCommit]:
+        """Every offset commit of a group, oldest first."""
+        with self.cond:
+            group = self._groups.get(group_id)
+            return list(group.commits) if group else []
+
+    def assignment(self, group_id: str) -> dict[str, frozenset[TopicPartition]]:
+        """The current generation's partitions per member of a group."""
+        with self.cond:
+            group = self._groups.get(group_id)
+            return dict(group.assignment) if group else {}
+
+    # -- topics (with `cond` held) --------------------------------------------------------
+
+    def check_up(self, what: str) -> None:
+        """Raise UnreachableError while the cluster is dropped."""
+        if self._down:
+            raise UnreachableError(f"{what}: the cluster does not answer")
+
+    def topic_names(self) -> list[str]:
+        return sorted(self._topics)
+
+    def spec(self, name: str) -> TopicSpec | None:
+        topic = self._topics.get(name)
+        return topic.spec if topic else None
+
+    def create(self, spec: TopicSpec) -> bool:
+        """Create a topic; False if it exists."""
+        if spec.name in self._topics:
+            return False
+        if spec.partitions < 1:
+            raise TransportError(f"cannot create topic {spec.name}: no partitions")
+        self._topics[spec.name] = _Topic(spec, [_Partition() for _ in range(spec.partitions)])
+        return True
+
+    def delete(self, name: str) -> None:
+        if self._topics.pop(name, None) is None:
+            raise TransportError(f"delete topics failed: {name} does not exist")
+
+    def partition_count(self, topic: str) -> int:
+        """Partitions of a topic; TransportError if it does not exist."""
+        found = self._topics.get(topic)
+        if found is None:
+            raise TransportError(f"topic {topic} does not exist")
+        return len(found.partitions)
+
+    def partition(self, tp: TopicPartition) -> _Partition:
+        """A partition's log; TransportError if it does not exist."""
+        count = self.partition_count(tp.topic)
+        if not 0 <= tp.partition < count:
+            raise TransportError(f"{tp.topic}[{tp.partition}] does not exist")
+        return self._topics[tp.topic].partitions[tp.partition]
+
+    def has(self, tp: TopicPartition) -> bool:
+        topic = self._topics.get(tp.topic)
+        return topic is not None and 0 <= tp.partition < len(topic.partitions)
+
+    def end(self, tp: TopicPartition, read_committed: bool) -> int:
+        """The end a consumer reads to: the last stable offset, or the high watermark."""
+        log = self.partition(tp)
+        return log.stable_end() if read_committed else len(log.entries)
+
+    def append(
+        self,
+        tp: TopicPartition,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        timestamp_ms: int,
+        txn: Transaction | None,
+    ) -> int:
+        """Append one record; returns its offset."""
+        log = self.partition(tp)
+        offset = len(log.entries)
+        log.entries.append(LogEntry(offset, key, value, headers, timestamp_ms, txn))
+        if txn is not None:
+            log.open_from.setdefault(txn.serial, offset)
+            txn.writes.append((tp, offset))
+        self.cond.notify_all()
+        return offset
+
+    def take_delivery_fault(self, topic: str) -> bool:
+        """True when an injected delivery failure claims this record."""
+        for fault in self._delivery_faults:
+            if fault.left > 0 and fault.topic in (None, topic):
+                fault.left -= 1
+                return True
+        return False
+
+    # -- transactions (with `cond` held) --------------------------------------------------
+
+    def init_producer(self, transactional_id: str) -> int:
+        """A new epoch for the id: earlier producers are fenced, their open transaction aborted."""
+        epoch = self._epochs.get(transactional_id, -1) + 1
+        self._epochs[transactional_id] = epoch
+        stale = self._open.get(transactional_id)
+        if stale is not None:
+            self.finish(stale, commit=False)
+        return epoch
+
+    def epoch(self, transactional_id: str) -> int:
+        return self._epochs.get(transactional_id, -1)
+
+    def begin(self, transactional_id: str, epoch: int) -> Transaction:
+        txn = Transaction(next(self._serials), transactional_id, epoch)
+        self._transactions.append(txn)
+        self._open[transactional_id] = txn
+        return txn
+
+    def take_commit_fault(self, txn: Transaction) -> bool:
+        """True when an injected commit failure claims this transaction."""
+        for fault in self._commit_faults:
+            if fault.matches(txn):
+                fault.left -= 1
+                return True
+        return False
+
+    def finish(self, txn: Transaction, *, commit: bool) -> None:
+        """Commit or abort: a marker on every partition written, offsets only on commit."""
+        txn.state = "committed" if commit else "aborted"
+        for tp in dict.fromkeys(tp for tp, _ in txn.writes):
+            if not self.has(tp):
+                continue  # deleted meanwhile
+            log = self._topics[tp.topic].partitions[tp.partition]
+            log.open_from.pop(txn.serial, None)
+            marker = LogEntry(len(log.entries), None, None, [], 0, txn, control=True)
+            log.entries.append(marker)
+        if commit and txn.offsets and txn.group is not None and txn.group.group_id is not None:
+            self.commit_offsets(txn.group.group_id, txn.offsets, txn)
+        if self._open.get(txn.transactional_id) is txn:
+            del self._open[txn.transactional_id]
+        self.cond.notify_all()
+
+    # -- groups (with `cond` held) --------------------------------------------------------
+
+    def committed(self, group_id: str, tp: TopicPartition) -> int | None:
+        group = self._groups.get(group_id)
+        return group.committed.get(tp) if group else None
+
+    def commit_offsets(
+        self,
+        group_id: str,
+        offsets: Mapping[TopicPartition, int],
+        txn: Transaction | None = None,
+    ) -> None:
+        group = self._groups.setdefault(group_id, _Group())
+        group.committed.update(offsets)
+        group.commits.append(OffsetCommit(txn, dict(offsets)))
+
+    def stale(self, metadata: GroupMetadata) -> str | None:
+        """Why a member's offsets are refused (KIP-447: its generation is over), or None."""
+        if metadata.group_id is None:
+            return "the consumer has no group id"
+        if not metadata.member_id:
+            return None
+        group = self._groups.get(metadata.group_id)
+        if group is None or metadata.member_id not in group.members:
+            return f"member {metadata.member_id} is not in group {metadata.group_id}"
+        if metadata.generation != group.generation:
+            return (
+                f"group {metadata.group_id} rebalanced: generation {metadata.generation}, "
+                f"now {group.generation}"
+            )
+        return None
+
+    def join(self, group_id: str, topics: Iterable[str], member_id: str | None = None) -> str:
+        """Add (or resubscribe) a member; the group rebalances. Returns the member id."""
+        group = self._groups.setdefault(group_id, _Group())
+        member = member_id or f"member-{next(self._member_ids):06d}"
+        group.members[member] = tuple(topics)
+        self._rebalance(group)
+        return member
+
+    def leave(self, group_id: str, member_id: str) -> None:
+        group = self._groups.get(group_id)
+        if group is not None and group.members.pop(member_id, None) is not None:
+            self._rebalance(group)
+
+    def generation(self, group_id: str) -> int:
+        group = self._groups.get(group_id)
+        return group.generation if group else 0
+
+    def membership(self, group_id: str, member_id: str) -> tuple[int, frozenset[TopicPartition]]:
+        """The group's generation and the member's partitions in it."""
+        group = self._groups[group_id]
+        return group.generation, group.assignment.get(member_id, frozenset())
+
+    def _rebalance(self, group: _Group) -> None:
+        """A new generation; each topic's partitions in ranges over its members (range assignor)."""
+        group.generation += 1
+        assigned: dict[str, set[TopicPartition]] = {m: set() for m in group.members}
+        for topic in sorted({t for topics in group.members.values() for t in topics}):
+            if topic not in self._topics:
+                continue
+            members = sorted(m for m, topics in group.members.items() if topic in topics)
+            each, extra = divmod(len(self._topics[topic].partitions), len(members))
+            start = 0
+            for index, member in enumerate(members):
+                count = each + (1 if index < extra else 0)
+                assigned[member].update(
+                    TopicPartition(topic, p) for p in range(start, start + count)
+                )
+                start += count
+        group.assignment = {m: frozenset(parts) for m, parts in assigned.items()}
+        self.cond.notify_all()
