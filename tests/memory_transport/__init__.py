@@ -3,7 +3,8 @@ without a broker (test support: never imported by the product).
 
     cluster = MemoryCluster()
     transport = cluster.transport()      # what Worker, Publisher, ConsentFeed... take
-    cluster.fail_commits(1)              # fault hooks: fail_commits, fail_deliveries, drop
+    cluster.fail_commits(1)              # fault hooks: fail_commits, pause_commits,
+                                         # fail_deliveries, drop, expire_rebalance, rack
     cluster.transactions()               # introspection: transactions, entries, offsets
 
 What matches Kafka, because the worker relies on it:
@@ -14,18 +15,22 @@ What matches Kafka, because the worker relies on it:
   records of an open or aborted transaction are invisible to read_committed consumers,
   whose end offsets are the last stable offsets; commit and abort markers take an
   offset each; offsets sent to a transaction move the group's only at its commit, and
-  not at all if the group rebalanced meanwhile (KIP-447);
-- consumer groups: `subscribe` joins at the next `poll`; a member joining or leaving
-  starts a new generation, with each topic's partitions in ranges over its members;
-  every member rebalances eagerly inside its next `poll` (revoke all, then assign, the
-  callbacks on the polling thread), its positions reset to the committed offsets.
+  only if the member is still in the group's current generation (KIP-447);
+- consumer groups (`groups.py`): `subscribe` joins at the next `poll`; a member joining
+  or leaving starts an eager rebalance, which every member takes part in inside its
+  next `poll` (revoke all, rejoin, then assign, the callbacks on the polling thread);
+  the generation moves on when all have rejoined, or the rebalance timeout (the
+  members' `max_poll_interval_ms`, or `expire_rebalance`) evicts the late; partitions
+  go out in ranges; positions start at the committed offsets.
 
 What differs (the tests do not rely on it): a send is appended at once and its delivery
 is resolved (no batching, no linger); unkeyed records go round-robin; nothing is
-compacted or deleted; no member is ever evicted for not polling; a closed producer's
-open transaction is aborted at once (a broker waits for the transaction timeout); ACLs
-are recorded, not enforced; a dropped cluster makes `poll` return nothing after its
-timeout (as both clients do) and every other remote call raise UnreachableError.
+compacted or deleted; members are evicted only at a rebalance's timeout (there is no
+session timeout); a closed producer's open transaction is aborted at once (a broker
+waits for the transaction timeout); a commit is refused if the group moved on after
+`send_offsets_to_transaction` (Kafka checks there only, and keeps the offsets pending);
+ACLs are recorded, not enforced; a dropped cluster makes `poll` return nothing after
+its timeout (as both clients do) and every other remote call raise UnreachableError.
 """
 
 from __future__ import annotations
@@ -40,18 +45,19 @@ from tests.memory_transport.clients import (
 )
 from tests.memory_transport.cluster import (
     DEFAULT_RACK,
-    GroupMetadata,
+    CommitPause,
     LogEntry,
     MemoryCluster,
-    OffsetCommit,
     Transaction,
     murmur2,
     partition_for_key,
 )
 from tests.memory_transport.consumer import MemoryConsumer
+from tests.memory_transport.groups import GroupMetadata, OffsetCommit
 
 __all__ = [
     "DEFAULT_RACK",
+    "CommitPause",
     "GroupMetadata",
     "LogEntry",
     "MemoryAdmin",

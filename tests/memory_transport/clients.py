@@ -22,13 +22,9 @@ from ingest.transport.base import (
     TopicSpec,
 )
 from ingest.transport.errors import FencedError, TransactionError
-from tests.memory_transport.cluster import (
-    GroupMetadata,
-    MemoryCluster,
-    Transaction,
-    partition_for_key,
-)
+from tests.memory_transport.cluster import MemoryCluster, Transaction, partition_for_key
 from tests.memory_transport.consumer import MemoryConsumer
+from tests.memory_transport.groups import GroupMetadata
 
 
 class MemoryDelivery:
@@ -158,7 +154,9 @@ class MemoryProducer:
         cluster = self._cluster
         with cluster.cond:
             cluster.check_up(what)
-            txn = self._open_txn(what)
+            cluster.wait_if_paused(self._open_txn(what))
+            cluster.check_up(what)
+            txn = self._open_txn(what)  # it may have been fenced meanwhile
             if cluster.take_commit_fault(txn):
                 txn.doomed = "injected commit failure"
             elif txn.group is not None:

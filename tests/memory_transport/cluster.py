@@ -1,4 +1,4 @@
-"""The broker's side of the in-memory Kafka: logs, transactions, consumer groups, faults.
+"""The broker's side of the in-memory Kafka: logs, transactions, groups (`groups.py`), faults.
 
 Every piece of state sits behind one condition variable, `MemoryCluster.cond`; the
 clients (`clients.py`, `consumer.py`) hold it for each call and wait on it in `poll`,
@@ -11,13 +11,14 @@ from __future__ import annotations
 import itertools
 import struct
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ingest.errors import TransportError
 from ingest.transport.base import AclSpec, Headers, TopicPartition, TopicSpec
 from ingest.transport.errors import UnreachableError
+from tests.memory_transport.groups import Group, GroupMetadata, OffsetCommit
 
 if TYPE_CHECKING:
     from tests.memory_transport.clients import MemoryTransport
@@ -51,20 +52,6 @@ def murmur2(data: bytes) -> int:
 def partition_for_key(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for a keyed record."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-@dataclass(frozen=True, slots=True)
-class GroupMetadata:
-    """What a consumer hands a transaction: its group, generation and member id.
-
-    A consumer outside any group (group-less, or `assign` only) has generation -1 and
-    member id "": its offsets are accepted whatever the group does, as Kafka accepts a
-    standalone consumer's.
-    """
-
-    group_id: str | None
-    generation: int = -1
-    member_id: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -103,14 +90,6 @@ class LogEntry:
         return not read_committed or txn is None or txn.state == "committed"
 
 
-@dataclass(frozen=True, slots=True)
-class OffsetCommit:
-    """Offsets a group committed: by a transaction, or by a consumer's own `commit`."""
-
-    transaction: Transaction | None
-    offsets: Mapping[TopicPartition, int]
-
-
 @dataclass(slots=True)
 class _Partition:
     entries: list[LogEntry] = field(default_factory=list)
@@ -128,26 +107,59 @@ class _Topic:
 
 
 @dataclass(slots=True)
-class _Group:
-    generation: int = 0
-    members: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    assignment: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
-    committed: dict[TopicPartition, int] = field(default_factory=dict)
-    commits: list[OffsetCommit] = field(default_factory=list)
+class _Commits:
+    """Which commits a fault hook claims: of one transactional id, writing to some topics,
+    with or without consumer offsets."""
 
-
-@dataclass(slots=True)
-class _CommitFault:
-    left: int
     transactional_id: str | None
     writing_to: frozenset[str]
+    with_offsets: bool | None = None
+    left: int = 1
+    """Failures still to inject (fail_commits), or 1 while paused (CommitPause)."""
 
     def matches(self, txn: Transaction) -> bool:
         if self.left <= 0:
             return False
         if self.transactional_id is not None and txn.transactional_id != self.transactional_id:
             return False
+        if self.with_offsets is not None and bool(txn.offsets) != self.with_offsets:
+            return False
         return not self.writing_to or any(tp.topic in self.writing_to for tp, _ in txn.writes)
+
+
+class CommitPause:
+    """Holds matching `commit_transaction` calls (their threads blocked) until `resume`."""
+
+    def __init__(self, cluster: MemoryCluster, commits: _Commits) -> None:
+        self._cluster = cluster
+        self._commits = commits
+        self._waiting = 0
+        self.held: list[Transaction] = []
+        """The transactions whose commit it held, in order."""
+
+    @property
+    def waiting(self) -> int:
+        """How many commits it holds now."""
+        with self._cluster.cond:
+            return self._waiting
+
+    def hold(self, txn: Transaction) -> bool:
+        """Block while paused if it claims `txn` (with `cond` held; it is let go meanwhile)."""
+        if not self._commits.matches(txn):
+            return False
+        self.held.append(txn)
+        self._waiting += 1
+        self._cluster.cond.notify_all()
+        while self._commits.left > 0:
+            self._cluster.cond.wait()
+        self._waiting -= 1
+        return True
+
+    def resume(self) -> None:
+        """Let the held commits proceed, each checked afresh; later ones are not held."""
+        with self._cluster.cond:
+            self._commits.left = 0
+            self._cluster.cond.notify_all()
 
 
 @dataclass(slots=True)
@@ -168,13 +180,14 @@ class MemoryCluster:
         """ACLs created so far (recorded, not enforced)."""
         self.cond = threading.Condition()
         self._topics: dict[str, _Topic] = {}
-        self._groups: dict[str, _Group] = {}
+        self._groups: dict[str, Group] = {}
         self._epochs: dict[str, int] = {}
         self._open: dict[str, Transaction] = {}
         self._transactions: list[Transaction] = []
         self._serials = itertools.count(1)
         self._member_ids = itertools.count(1)
-        self._commit_faults: list[_CommitFault] = []
+        self._commit_faults: list[_Commits] = []
+        self._commit_pauses: list[CommitPause] = []
         self._delivery_faults: list[_DeliveryFault] = []
         self._down = False
 
@@ -204,14 +217,41 @@ class MemoryCluster:
         *,
         transactional_id: str | None = None,
         writing_to: Iterable[str] = (),
+        with_offsets: bool | None = None,
     ) -> None:
         """Make the next `count` matching `commit_transaction` calls raise TransactionError.
 
-        A transaction matches when it has this transactional id (any if None) and wrote
-        to one of the `writing_to` topics (any if empty). It stays open, to be aborted.
+        A transaction matches when it has this transactional id (any if None), wrote to
+        one of the `writing_to` topics (any if empty), and was or was not sent consumer
+        offsets (either if None). It stays open, to be aborted.
         """
         with self.cond:
-            self._commit_faults.append(_CommitFault(count, transactional_id, frozenset(writing_to)))
+            claim = _Commits(transactional_id, frozenset(writing_to), with_offsets, count)
+            self._commit_faults.append(claim)
+
+    def pause_commits(
+        self,
+        *,
+        transactional_id: str | None = None,
+        writing_to: Iterable[str] = (),
+        with_offsets: bool | None = None,
+    ) -> CommitPause:
+        """Hold matching `commit_transaction` calls until the pause is resumed; matching is
+        as in `fail_commits`."""
+        with self.cond:
+            claim = _Commits(transactional_id, frozenset(writing_to), with_offsets)
+            pause = CommitPause(self, claim)
+            self._commit_pauses.append(pause)
+            return pause
+
+    def expire_rebalance(self, group_id: str) -> None:
+        """The group's rebalance timeout runs out now: members that have not rejoined are
+        evicted (their later offsets refused), the others move to the next generation."""
+        with self.cond:
+            group = self._groups.get(group_id)
+            if group is not None:
+                group.expire(self._partition_counts())
+                self.cond.notify_all()
 
     def fail_deliveries(self, count: int = 1, *, topic: str | None = None) -> None:
         """The next `count` records sent (to `topic`, or to any) are not acknowledged."""
@@ -251,8 +291,14 @@ class MemoryCluster:
             group = self._groups.get(group_id)
             return list(group.commits) if group else []
 
+    def members(self, group_id: str) -> list[str]:
+        """A group's member ids, those waiting for a rebalance to complete included."""
+        with self.cond:
+            group = self._groups.get(group_id)
+            return sorted(group.members) if group else []
+
     def assignment(self, group_id: str) -> dict[str, frozenset[TopicPartition]]:
-        """The current generation's partitions per member of a group."""
+        """The last completed generation's partitions per member of a group."""
         with self.cond:
             group = self._groups.get(group_id)
             return dict(group.assignment) if group else {}
@@ -354,6 +400,12 @@ class MemoryCluster:
         self._open[transactional_id] = txn
         return txn
 
+    def wait_if_paused(self, txn: Transaction) -> None:
+        """Block while a pause holds this transaction's commit (the lock is let go meanwhile)."""
+        for pause in self._commit_pauses:
+            if pause.hold(txn):
+                return
+
     def take_commit_fault(self, txn: Transaction) -> bool:
         """True when an injected commit failure claims this transaction."""
         for fault in self._commit_faults:
@@ -373,80 +425,48 @@ class MemoryCluster:
             marker = LogEntry(len(log.entries), None, None, [], 0, txn, control=True)
             log.entries.append(marker)
         if commit and txn.offsets and txn.group is not None and txn.group.group_id is not None:
-            self.commit_offsets(txn.group.group_id, txn.offsets, txn)
+            self.group(txn.group.group_id).commit(txn.offsets, txn)
         if self._open.get(txn.transactional_id) is txn:
             del self._open[txn.transactional_id]
         self.cond.notify_all()
 
     # -- groups (with `cond` held) --------------------------------------------------------
 
+    def group(self, group_id: str) -> Group:
+        return self._groups.setdefault(group_id, Group())
+
     def committed(self, group_id: str, tp: TopicPartition) -> int | None:
         group = self._groups.get(group_id)
         return group.committed.get(tp) if group else None
 
-    def commit_offsets(
-        self,
-        group_id: str,
-        offsets: Mapping[TopicPartition, int],
-        txn: Transaction | None = None,
-    ) -> None:
-        group = self._groups.setdefault(group_id, _Group())
-        group.committed.update(offsets)
-        group.commits.append(OffsetCommit(txn, dict(offsets)))
-
     def stale(self, metadata: GroupMetadata) -> str | None:
-        """Why a member's offsets are refused (KIP-447: its generation is over), or None."""
+        """Why offsets of this member are refused now, or None."""
         if metadata.group_id is None:
             return "the consumer has no group id"
-        if not metadata.member_id:
-            return None
-        group = self._groups.get(metadata.group_id)
-        if group is None or metadata.member_id not in group.members:
-            return f"member {metadata.member_id} is not in group {metadata.group_id}"
-        if metadata.generation != group.generation:
-            return (
-                f"group {metadata.group_id} rebalanced: generation {metadata.generation}, "
-                f"now {group.generation}"
-            )
-        return None
+        return self.group(metadata.group_id).stale(metadata)
 
-    def join(self, group_id: str, topics: Iterable[str], member_id: str | None = None) -> str:
-        """Add (or resubscribe) a member; the group rebalances. Returns the member id."""
-        group = self._groups.setdefault(group_id, _Group())
-        member = member_id or f"member-{next(self._member_ids):06d}"
-        group.members[member] = tuple(topics)
-        self._rebalance(group)
-        return member
+    def join(
+        self, group_id: str, topics: Iterable[str], member_id: str | None, timeout_s: float
+    ) -> str:
+        """(Re)join a member (a new id if the group evicted it); returns its id."""
+        group = self.group(group_id)
+        if member_id is None or member_id not in group.members:
+            member_id = f"member-{next(self._member_ids):06d}"
+        group.join(member_id, topics, timeout_s, self._partition_counts())
+        self.cond.notify_all()
+        return member_id
 
     def leave(self, group_id: str, member_id: str) -> None:
-        group = self._groups.get(group_id)
-        if group is not None and group.members.pop(member_id, None) is not None:
-            self._rebalance(group)
-
-    def generation(self, group_id: str) -> int:
-        group = self._groups.get(group_id)
-        return group.generation if group else 0
-
-    def membership(self, group_id: str, member_id: str) -> tuple[int, frozenset[TopicPartition]]:
-        """The group's generation and the member's partitions in it."""
-        group = self._groups[group_id]
-        return group.generation, group.assignment.get(member_id, frozenset())
-
-    def _rebalance(self, group: _Group) -> None:
-        """A new generation; each topic's partitions in ranges over its members (range assignor)."""
-        group.generation += 1
-        assigned: dict[str, set[TopicPartition]] = {m: set() for m in group.members}
-        for topic in sorted({t for topics in group.members.values() for t in topics}):
-            if topic not in self._topics:
-                continue
-            members = sorted(m for m, topics in group.members.items() if topic in topics)
-            each, extra = divmod(len(self._topics[topic].partitions), len(members))
-            start = 0
-            for index, member in enumerate(members):
-                count = each + (1 if index < extra else 0)
-                assigned[member].update(
-                    TopicPartition(topic, p) for p in range(start, start + count)
-                )
-                start += count
-        group.assignment = {m: frozenset(parts) for m, parts in assigned.items()}
+        self.group(group_id).leave(member_id, self._partition_counts())
         self.cond.notify_all()
+
+    def must_rejoin(self, group_id: str, member_id: str) -> bool:
+        group = self.group(group_id)
+        before = group.generation
+        rejoin = group.must_rejoin(member_id, self._partition_counts())
+        if group.generation != before:
+            self.cond.notify_all()  # the timeout completed the rebalance
+        return rejoin
+
+    def _partition_counts(self) -> dict[str, int]:
+        return {name: len(topic.partitions) for name, topic in self._topics.items()}

@@ -1,7 +1,9 @@
 """The in-memory Kafka's consumer: a group member or a standalone reader of `MemoryCluster` logs.
 
-Rebalance callbacks run inside `poll` on the polling thread, as the real clients run
-them, and without the cluster's lock, so a callback may call back into its consumer.
+A member takes part in rebalances (`tests.memory_transport.groups`) inside `poll`, as
+the real clients do: it revokes all its partitions, rejoins, and once the group has
+moved to the next generation takes its new partitions. The callbacks run on the
+polling thread without the cluster's lock, so a callback may call back into its consumer.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from collections.abc import Mapping, Sequence
 
 from ingest.errors import TransportError
 from ingest.transport.base import ConsumerOptions, Message, PartitionsCallback, TopicPartition
-from tests.memory_transport.cluster import GroupMetadata, MemoryCluster
+from tests.memory_transport.cluster import MemoryCluster
+from tests.memory_transport.groups import GroupMetadata
 
 
 class MemoryConsumer:
@@ -44,7 +47,8 @@ class MemoryConsumer:
             self._topics = tuple(topics)
             self._on_assign, self._on_revoke = on_assign, on_revoke
             if self._member is not None:
-                self._cluster.join(self._group, self._topics, self._member)
+                self._cluster.group(self._group).start_rebalance()
+                self._cluster.cond.notify_all()
 
     def assign(self, partitions: Sequence[TopicPartition]) -> None:
         with self._cluster.cond:
@@ -57,7 +61,8 @@ class MemoryConsumer:
             return set(self._assigned)
 
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
-        """Rejoin first if the group rebalanced; then wait up to `timeout_s` for records.
+        """Take part in a rebalance first; then wait up to `timeout_s` for records. While the
+        group waits for other members to rejoin, this member owns nothing and gets nothing.
 
         A dropped cluster gives nothing, as with the real clients, rather than an error.
         """
@@ -70,8 +75,8 @@ class MemoryConsumer:
                 if self._closed:
                     raise TransportError("poll failed: the consumer is closed")
                 if not cluster.down:
-                    if self._stale():
-                        continue  # rebalanced meanwhile: rejoin first
+                    if self._rebalanced():
+                        continue  # rejoin, or take the new generation, first
                     got = self._fetch(max_records)
                     if got:
                         return got
@@ -80,25 +85,37 @@ class MemoryConsumer:
                     return []
                 cluster.cond.wait(left)
 
-    def _stale(self) -> bool:
+    def _rebalanced(self) -> bool:
+        """True when this member has to rejoin or has a new generation to take."""
         if not self._topics or self._group is None:
             return False
-        return self._member is None or self._cluster.generation(self._group) != self._generation
+        if self._member is None or self._cluster.must_rejoin(self._group, self._member):
+            return True
+        settled = self._cluster.group(self._group).settled(self._member)
+        return settled is not None and settled[0] != self._generation
 
     def _rejoin(self) -> None:
-        """Eager rebalance: revoke every partition, take the new generation's, reset positions."""
+        """Eager: revoke every partition and rejoin; take the next generation's partitions
+        (positions from the committed offsets) once the group has moved to it."""
         cluster = self._cluster
         with cluster.cond:
-            if not self._stale() or self._group is None:
+            if not self._topics or self._group is None:
                 return
-            if self._member is None:
-                self._member = cluster.join(self._group, self._topics)
-            revoked = sorted(self._assigned)
+            joining = self._member is None or cluster.must_rejoin(self._group, self._member)
+            revoked = sorted(self._assigned) if joining else []
+            if joining:
+                self._assigned, self._positions = set(), {}
         if revoked and self._on_revoke is not None:
             self._on_revoke(revoked)
         with cluster.cond:
-            assert self._group is not None and self._member is not None
-            self._generation, assigned = cluster.membership(self._group, self._member)
+            if joining:
+                timeout_s = self._options.max_poll_interval_ms / 1000
+                self._member = cluster.join(self._group, self._topics, self._member, timeout_s)
+            assert self._member is not None
+            settled = cluster.group(self._group).settled(self._member)
+            if settled is None or settled[0] == self._generation:
+                return
+            self._generation, assigned = settled
             self._assigned = set(assigned)
             self._positions = dict.fromkeys(assigned)
         if self._on_assign is not None:
@@ -197,7 +214,7 @@ class MemoryConsumer:
             problem = self._cluster.stale(self.group_metadata())
             if problem is not None:
                 raise TransportError(f"{what}: {problem}")
-            self._cluster.commit_offsets(self._group, offsets)
+            self._cluster.group(self._group).commit(offsets, None)
 
     def group_metadata(self) -> GroupMetadata:
         return GroupMetadata(self._group, self._generation, self._member or "")

@@ -57,9 +57,9 @@ def _read_all(transport: MemoryTransport, topic: str, *, committed: bool = True)
     return values
 
 
-def _joined(transport: MemoryTransport) -> MemoryConsumer:
+def _joined(transport: MemoryTransport, **options: int) -> MemoryConsumer:
     """A member of GROUP on TOPIC, after the poll that made it join."""
-    consumer = transport.consumer(ConsumerOptions(group_id=GROUP))
+    consumer = transport.consumer(ConsumerOptions(group_id=GROUP, **options))  # type: ignore[arg-type]
     consumer.subscribe([TOPIC])
     consumer.poll(10, 0)
     return consumer
@@ -214,26 +214,31 @@ def test_a_member_joining_or_leaving_rebalances_the_group_inside_poll(
     a.poll(10, 0)
     assert events == [("a", "assign", [0, 1, 2])]
     b = member("b")
+    b.poll(10, 0)  # joins; the group waits for a to rejoin
+    assert b.assignment() == set()
     assert a.assignment() == {TopicPartition(TOPIC, p) for p in range(3)}  # until a polls
-    b.poll(10, 0)
+    producer = _txn_producer(transport)
+    producer.begin_transaction()
+    producer.send_offsets_to_transaction({TP0: 1}, a.group_metadata())
+    producer.commit_transaction()  # still a's generation: accepted
     a.poll(10, 0)
+    b.poll(10, 0)
     assert events[1:] == [
-        ("b", "assign", [2]),
         ("a", "revoke", [0, 1, 2]),
         ("a", "assign", [0, 1]),
+        ("b", "assign", [2]),
     ]
     stale = a.group_metadata()
     b.close()
     a.poll(10, 0)
     assert events[4:] == [("a", "revoke", [0, 1]), ("a", "assign", [0, 1, 2])]
-    producer = _txn_producer(transport)
     producer.begin_transaction()
     with pytest.raises(TransactionError, match="rebalanced"):
-        producer.send_offsets_to_transaction({TP0: 1}, stale)
+        producer.send_offsets_to_transaction({TP0: 2}, stale)
     with pytest.raises(TransportError, match="rebalanced"):
         producer.commit_transaction()  # the transaction can only be aborted now
     producer.abort_transaction()
-    assert a.committed(TP0) is None
+    assert a.committed(TP0) == 1
 
 
 def test_a_commit_after_a_rebalance_fails_even_if_its_offsets_were_sent_before(
@@ -244,10 +249,36 @@ def test_a_commit_after_a_rebalance_fails_even_if_its_offsets_were_sent_before(
     producer.begin_transaction()
     producer.send_offsets_to_transaction({TP0: 1}, a.group_metadata())
     b = _joined(transport)
+    a.poll(10, 0)  # the last to rejoin: the group moves to the next generation
     with pytest.raises(TransactionError, match="rebalanced"):
         producer.commit_transaction()
     producer.abort_transaction()
     assert b.committed(TP0) is None
+
+
+def test_a_member_late_for_a_rebalance_is_evicted_and_rejoins_at_its_next_poll(
+    cluster: MemoryCluster, transport: MemoryTransport
+) -> None:
+    a = _joined(transport, max_poll_interval_ms=200)
+    b = _joined(transport, max_poll_interval_ms=200)  # the group waits for a
+    assert b.assignment() == set()
+    b.poll(10, 0.5)  # past the rebalance timeout: a, which did not rejoin, is evicted
+    everything = {TopicPartition(TOPIC, p) for p in range(3)}
+    assert b.assignment() == everything
+    with pytest.raises(TransportError, match="not in group"):
+        a.commit({TP0: 1})
+    a.poll(10, 0)  # rejoins as a new member; the group waits for b
+    assert a.assignment() == set()
+    cluster.expire_rebalance(GROUP)  # b is late now: evicted without waiting for the timeout
+    a.poll(10, 0)
+    assert a.assignment() == everything
+    b.poll(10, 0)  # rejoins; the group waits for a
+    a.poll(10, 0)
+    b.poll(10, 0)
+    assert (a.assignment(), b.assignment()) == (
+        everything - {TopicPartition(TOPIC, 2)},
+        {TopicPartition(TOPIC, 2)},
+    )
 
 
 def test_a_new_member_starts_at_the_committed_offsets_and_commits_at_least_once(
@@ -267,9 +298,8 @@ def test_a_new_member_starts_at_the_committed_offsets_and_commits_at_least_once(
     second.seek(TP0, 1)
     assert [m.value for m in second.poll(10, 0)] == [b"1", b"2", b"3"]
     _joined(transport)
-    with pytest.raises(TransportError, match="rebalanced"):
-        second.commit({TP0: 4})  # its generation is over until it polls again
-    assert second.committed(TP0) == 2
+    second.commit({TP0: 3})  # still its generation while the group waits for it
+    assert second.committed(TP0) == 3
 
 
 def test_a_waiting_poll_returns_when_a_record_arrives(transport: MemoryTransport) -> None:
@@ -323,6 +353,34 @@ def test_injected_commit_failures_leave_the_transaction_to_abort(
     producer.commit_transaction()
     assert _read_all(transport, OUT) == [b"kept"]
     assert [t.state for t in cluster.transactions("tx")] == ["committed", "aborted", "committed"]
+
+
+def test_a_paused_commit_waits_for_resume_and_is_then_checked_afresh(
+    cluster: MemoryCluster, transport: MemoryTransport
+) -> None:
+    pause = cluster.pause_commits(transactional_id="tx")
+    producer = _txn_producer(transport)
+    producer.begin_transaction()
+    producer.send(OUT, b"late")
+    outcome: list[BaseException | None] = []
+
+    def commit() -> None:
+        try:
+            producer.commit_transaction()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    committer = threading.Thread(target=commit, daemon=True)
+    committer.start()
+    while pause.waiting == 0:
+        committer.join(0.01)
+    assert _read_all(transport, OUT) == []
+    _txn_producer(transport)  # a newer producer of "tx" fences the waiting one
+    pause.resume()
+    committer.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], FencedError)
+    assert _read_all(transport, OUT) == []
 
 
 def test_injected_delivery_failures_surface_at_flush(
