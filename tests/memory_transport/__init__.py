@@ -45,7 +45,6 @@ from tests.memory_transport.clients import (
 )
 from tests.memory_transport.cluster import (
     DEFAULT_RACK,
-    CommitPause,
     LogEntry,
     MemoryCluster,
     Transaction,
@@ -53,6 +52,7 @@ from tests.memory_transport.cluster import (
     partition_for_key,
 )
 from tests.memory_transport.consumer import MemoryConsumer
+from tests.memory_transport.faults import CommitPause
 from tests.memory_transport.groups import GroupMetadata, OffsetCommit
 
 __all__ = [

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from ingest.errors import TransportError
 from ingest.transport.base import AclSpec, Headers, TopicPartition, TopicSpec
 from ingest.transport.errors import UnreachableError
+from tests.memory_transport.faults import CommitClaim, CommitPause, DeliveryFault
 from tests.memory_transport.groups import Group, GroupMetadata, OffsetCommit
 
 if TYPE_CHECKING:
@@ -106,68 +107,6 @@ class _Topic:
     partitions: list[_Partition]
 
 
-@dataclass(slots=True)
-class _Commits:
-    """Which commits a fault hook claims: of one transactional id, writing to some topics,
-    with or without consumer offsets."""
-
-    transactional_id: str | None
-    writing_to: frozenset[str]
-    with_offsets: bool | None = None
-    left: int = 1
-    """Failures still to inject (fail_commits), or 1 while paused (CommitPause)."""
-
-    def matches(self, txn: Transaction) -> bool:
-        if self.left <= 0:
-            return False
-        if self.transactional_id is not None and txn.transactional_id != self.transactional_id:
-            return False
-        if self.with_offsets is not None and bool(txn.offsets) != self.with_offsets:
-            return False
-        return not self.writing_to or any(tp.topic in self.writing_to for tp, _ in txn.writes)
-
-
-class CommitPause:
-    """Holds matching `commit_transaction` calls (their threads blocked) until `resume`."""
-
-    def __init__(self, cluster: MemoryCluster, commits: _Commits) -> None:
-        self._cluster = cluster
-        self._commits = commits
-        self._waiting = 0
-        self.held: list[Transaction] = []
-        """The transactions whose commit it held, in order."""
-
-    @property
-    def waiting(self) -> int:
-        """How many commits it holds now."""
-        with self._cluster.cond:
-            return self._waiting
-
-    def hold(self, txn: Transaction) -> bool:
-        """Block while paused if it claims `txn` (with `cond` held; it is let go meanwhile)."""
-        if not self._commits.matches(txn):
-            return False
-        self.held.append(txn)
-        self._waiting += 1
-        self._cluster.cond.notify_all()
-        while self._commits.left > 0:
-            self._cluster.cond.wait()
-        self._waiting -= 1
-        return True
-
-    def resume(self) -> None:
-        """Let the held commits proceed, each checked afresh; later ones are not held."""
-        with self._cluster.cond:
-            self._commits.left = 0
-            self._cluster.cond.notify_all()
-
-
-@dataclass(slots=True)
-class _DeliveryFault:
-    left: int
-    topic: str | None
-
-
 class MemoryCluster:
     """One in-memory Kafka cluster; `transport()` gives clients of it (see the package doc)."""
 
@@ -186,9 +125,9 @@ class MemoryCluster:
         self._transactions: list[Transaction] = []
         self._serials = itertools.count(1)
         self._member_ids = itertools.count(1)
-        self._commit_faults: list[_Commits] = []
+        self._commit_faults: list[CommitClaim] = []
         self._commit_pauses: list[CommitPause] = []
-        self._delivery_faults: list[_DeliveryFault] = []
+        self._delivery_faults: list[DeliveryFault] = []
         self._down = False
 
     def transport(self) -> MemoryTransport:
@@ -226,7 +165,7 @@ class MemoryCluster:
         offsets (either if None). It stays open, to be aborted.
         """
         with self.cond:
-            claim = _Commits(transactional_id, frozenset(writing_to), with_offsets, count)
+            claim = CommitClaim(transactional_id, frozenset(writing_to), with_offsets, count)
             self._commit_faults.append(claim)
 
     def pause_commits(
@@ -239,8 +178,8 @@ class MemoryCluster:
         """Hold matching `commit_transaction` calls until the pause is resumed; matching is
         as in `fail_commits`."""
         with self.cond:
-            claim = _Commits(transactional_id, frozenset(writing_to), with_offsets)
-            pause = CommitPause(self, claim)
+            claim = CommitClaim(transactional_id, frozenset(writing_to), with_offsets)
+            pause = CommitPause(self.cond, claim)
             self._commit_pauses.append(pause)
             return pause
 
@@ -256,7 +195,7 @@ class MemoryCluster:
     def fail_deliveries(self, count: int = 1, *, topic: str | None = None) -> None:
         """The next `count` records sent (to `topic`, or to any) are not acknowledged."""
         with self.cond:
-            self._delivery_faults.append(_DeliveryFault(count, topic))
+            self._delivery_faults.append(DeliveryFault(count, topic))
 
     # -- introspection ----------------------------------------------------------------------
 
