@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 
 from ingest.topics import TopicSet
 from ingest.transport import TopicPartition
+from ingest.transport.errors import UnreachableError
 from tests.integration.fault_helpers import (
     Feeder,
     Workload,
@@ -173,6 +174,23 @@ def test_a_worker_late_for_a_rebalance_is_evicted_and_its_release_refused(
     _none_twice_none_lost(run, uninterrupted)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="a release in a turn that consumed nothing carries no consumer offsets, and only "
+    "offsets are checked against the group's generation (KIP-447): the evicted worker's late "
+    "release commits, though the new owner restored those records and releases them again "
+    "(the accounting identity still balances: the restore counted them)",
+)
+def test_an_evicted_workers_release_without_offsets_is_refused_too(
+    workload: Workload, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumers.worker")
+    cluster, transport, topics = fresh_cluster(workload)
+    publish(transport, topics, workload.events)  # consumed long before the last release
+    _evict_the_first_at_a_release(cluster, transport, topics, caplog, None, with_offsets=False)
+
+
 def _evict_the_first_at_a_release(
     cluster: MemoryCluster,
     transport: MemoryTransport,
@@ -182,8 +200,8 @@ def _evict_the_first_at_a_release(
     *,
     with_offsets: bool,
 ) -> tuple[WorkerThread, WorkerThread, dict[str, int]]:
-    """Two workers, the first evicted while its release waits to commit; checks that
-    release is refused and invisible once it rewound.
+    """Two workers, the first evicted while its release (sent consumer offsets or not)
+    waits to commit; checks that release is refused and invisible once it rewound.
 
     The second worker, which takes every partition and restores what the checkpoint held,
     commits nothing until the first has rewound: then the first restores the checkpoint
@@ -243,5 +261,36 @@ def test_nothing_is_produced_while_the_sink_is_outside_the_allowed_racks(
     assert cluster.transactions(worker.transactional_id) == []
     assert unconsumed(cluster, topics) == len(workload.events)
     cluster.rack = DEFAULT_RACK
+    run = finish(cluster, transport, topics, [worker], before, workload.now_ms)
+    assert run.found == uninterrupted.found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=UnreachableError,
+    reason="the rewind after a failed transaction reloads the checkpoint from the cluster "
+    "(Worker._failed -> _abort_and_rewind -> _restore_assigned): while it does not answer, "
+    "that raises out of Worker.run instead of backing off",
+)
+def test_a_worker_rides_out_a_dropped_cluster_and_counts_every_record_once(
+    uninterrupted: Run, workload: Workload
+) -> None:
+    cluster, transport, topics = fresh_cluster(workload)
+    publish(transport, topics, workload.events)
+    before = counters()
+    worker = WorkerThread(transport, topics)
+    # The cluster goes away while a commit is on its way: the commit fails.
+    on_its_way = cluster.pause_commits(transactional_id=worker.transactional_id)
+    worker.start()
+    try:
+        wait_until(lambda: on_its_way.waiting == 1, SETTLE_S, "a commit on its way")
+        cluster.drop()
+    finally:
+        on_its_way.resume()
+    failed = before["batch_failures"]
+    wait_until(lambda: counters()["batch_failures"] > failed, SETTLE_S, "the failed commit")
+    worker.run_on(2.0)  # the outage lasts on after the failure
+    worker.check_running()
+    cluster.reconnect()
     run = finish(cluster, transport, topics, [worker], before, workload.now_ms)
     assert run.found == uninterrupted.found

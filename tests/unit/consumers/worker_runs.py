@@ -115,6 +115,10 @@ class WorkerThread:
                 raise self.error
             raise AssertionError(f"the worker ended on its own with status {self.status}")
 
+    def run_on(self, seconds: float) -> None:
+        """Let the worker run on for a while (returns early if it ends)."""
+        self._thread.join(seconds)
+
     def halt(self) -> None:
         """Stop the loop and wait for it."""
         self.worker.stop_event.set()
