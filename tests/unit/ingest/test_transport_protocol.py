@@ -1,4 +1,5 @@
-"""Both transports define every boundary method with the protocol's signature (no broker).
+"""Both transports, and the tests' in-memory one, define every boundary method with the
+protocol's signature (no broker).
 
 The run-time complement of the `TYPE_CHECKING` block in `ingest/transport/__init__.py`:
 mypy accepts a method whose parameters are renamed, which breaks keyword callers.
@@ -28,6 +29,13 @@ from ingest.transport.kafka_python import (
 )
 from ingest.transport.kafka_python import _Delivery as KafkaPythonDelivery
 from ingest.transport.kafka_python_admin import KafkaPythonAdmin
+from tests.memory_transport import (
+    MemoryAdmin,
+    MemoryConsumer,
+    MemoryDelivery,
+    MemoryProducer,
+    MemoryTransport,
+)
 
 IMPLEMENTATIONS: dict[type, tuple[type, type]] = {
     base.Transport: (KafkaPythonTransport, ConfluentTransport),
@@ -36,7 +44,15 @@ IMPLEMENTATIONS: dict[type, tuple[type, type]] = {
     base.Consumer: (KafkaPythonConsumer, ConfluentConsumer),
     base.Admin: (KafkaPythonAdmin, ConfluentAdmin),
 }
+IN_MEMORY: dict[type, type] = {
+    base.Transport: MemoryTransport,
+    base.Producer: MemoryProducer,
+    base.Delivery: MemoryDelivery,
+    base.Consumer: MemoryConsumer,
+    base.Admin: MemoryAdmin,
+}
 CASES = [(proto, impl) for proto, impls in IMPLEMENTATIONS.items() for impl in impls]
+CASES += list(IN_MEMORY.items())
 
 
 def _methods(protocol: type) -> list[str]:
@@ -61,7 +77,7 @@ def test_every_protocol_of_the_boundary_is_checked() -> None:
         and value.__module__ == base.__name__
         and getattr(value, "_is_protocol", False)
     }
-    assert protocols == set(IMPLEMENTATIONS)
+    assert protocols == set(IMPLEMENTATIONS) == set(IN_MEMORY)
 
 
 @pytest.mark.parametrize(("protocol", "implementation"), CASES, ids=lambda c: c.__qualname__)
