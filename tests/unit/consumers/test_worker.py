@@ -24,9 +24,8 @@ from tests.integration.fault_helpers import (
     Workload,
     build_workload,
     publish,
-    wait_until,
 )
-from tests.integration.worker_harness import read_topic
+from tests.integration.worker_harness import read_topic, wait_for
 from tests.memory_transport import DEFAULT_RACK, MemoryCluster, MemoryTransport
 from tests.unit.consumers.worker_runs import (
     GROUP,
@@ -129,7 +128,7 @@ def test_failed_commits_abort_and_rewind_and_every_record_counts_once(
 def test_a_second_worker_joining_takes_over_held_records_and_none_leaves_twice(
     uninterrupted: Run, workload: Workload, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="consumers.worker")
+    caplog.set_level(logging.INFO, logger="consumers")
     cluster, transport, topics = fresh_cluster(workload)
     # Held 5 s: the first worker releases nothing before the second has joined.
     first = WorkerThread(transport, topics, index=0, max_delay_ms=5_000)
@@ -139,10 +138,10 @@ def test_a_second_worker_joining_takes_over_held_records_and_none_leaves_twice(
     feeder = Feeder(transport, topics, workload.events, seconds=5)
     feeder.start()
     last = PARTITIONS - 1  # the second member's range
-    wait_until(lambda: held(transport, topics)[last] > 0, SETTLE_S, "records held")
+    wait_for(lambda: held(transport, topics)[last] > 0, SETTLE_S, "records held")
     held_at_join = held(transport, topics)[last]
     second.start()
-    wait_until(lambda: restores(caplog.records, "worker-1"), SETTLE_S, "the second to join")
+    wait_for(lambda: restores(caplog.records, "worker-1"), SETTLE_S, "the second to join")
     members = cluster.assignment(topics.prefix + GROUP)
     repartition = topics.name("kanon_repartition")
     assert {tp for tp in members[max(members)] if tp.topic == repartition} == {
@@ -162,7 +161,7 @@ def test_a_second_worker_joining_takes_over_held_records_and_none_leaves_twice(
 def test_a_worker_late_for_a_rebalance_is_evicted_and_its_release_refused(
     uninterrupted: Run, workload: Workload, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="consumers.worker")
+    caplog.set_level(logging.INFO, logger="consumers")
     cluster, transport, topics = fresh_cluster(workload)
     feeder = Feeder(transport, topics, workload.events, seconds=5)
     first, second, before = _evict_the_first_at_a_release(
@@ -185,7 +184,7 @@ def test_a_worker_late_for_a_rebalance_is_evicted_and_its_release_refused(
 def test_an_evicted_workers_release_without_offsets_is_refused_too(
     workload: Workload, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="consumers.worker")
+    caplog.set_level(logging.INFO, logger="consumers")
     cluster, transport, topics = fresh_cluster(workload)
     publish(transport, topics, workload.events)  # consumed long before the last release
     _evict_the_first_at_a_release(cluster, transport, topics, caplog, None, with_offsets=False)
@@ -220,17 +219,17 @@ def _evict_the_first_at_a_release(
     if feeder is not None:
         feeder.start()
     try:
-        wait_until(lambda: stalled.waiting == 1, SETTLE_S, "a release to stall")
+        wait_for(lambda: stalled.waiting == 1, SETTLE_S, "a release to stall")
         second.start()
-        wait_until(lambda: len(cluster.members(group)) == 2, SETTLE_S, "the second to join")
+        wait_for(lambda: len(cluster.members(group)) == 2, SETTLE_S, "the second to join")
         cluster.expire_rebalance(group)  # the first, stalled, has not rejoined
-        wait_until(lambda: restores(caplog.records, "worker-1"), SETTLE_S, "the second's turn")
+        wait_for(lambda: restores(caplog.records, "worker-1"), SETTLE_S, "the second's turn")
         assert restores(caplog.records, "worker-1")[0] > 0
         stalled.resume()
         [late] = stalled.held
-        wait_until(lambda: late.state != "open", SETTLE_S, "the late release to end")
+        wait_for(lambda: late.state != "open", SETTLE_S, "the late release to end")
         assert late.state == "aborted", "the evicted worker's release was committed"
-        wait_until(lambda: len(restores(caplog.records, "worker-0")) >= 2, SETTLE_S, "a rewind")
+        wait_for(lambda: len(restores(caplog.records, "worker-0")) >= 2, SETTLE_S, "a rewind")
     finally:
         stalled.resume()
         held_back.resume()
@@ -257,7 +256,7 @@ def test_nothing_is_produced_while_the_sink_is_outside_the_allowed_racks(
     before = counters()
     checks = before["rack_outside"]
     worker = WorkerThread(transport, topics).start()
-    wait_until(lambda: counters()["rack_outside"] >= checks + 2, SETTLE_S, "two failed checks")
+    wait_for(lambda: counters()["rack_outside"] >= checks + 2, SETTLE_S, "two failed checks")
     assert cluster.transactions(worker.transactional_id) == []
     assert unconsumed(cluster, topics) == len(workload.events)
     cluster.rack = DEFAULT_RACK
@@ -283,12 +282,12 @@ def test_a_worker_rides_out_a_dropped_cluster_and_counts_every_record_once(
     on_its_way = cluster.pause_commits(transactional_id=worker.transactional_id)
     worker.start()
     try:
-        wait_until(lambda: on_its_way.waiting == 1, SETTLE_S, "a commit on its way")
+        wait_for(lambda: on_its_way.waiting == 1, SETTLE_S, "a commit on its way")
         cluster.drop()
     finally:
         on_its_way.resume()
     failed = before["batch_failures"]
-    wait_until(lambda: counters()["batch_failures"] > failed, SETTLE_S, "the failed commit")
+    wait_for(lambda: counters()["batch_failures"] > failed, SETTLE_S, "the failed commit")
     worker.run_on(2.0)  # the outage lasts on after the failure
     worker.check_running()
     cluster.reconnect()

@@ -33,9 +33,8 @@ from tests.integration.fault_helpers import (
     Workload,
     output_markers,
     publish_consents,
-    wait_until,
 )
-from tests.integration.worker_harness import read_topic
+from tests.integration.worker_harness import read_topic, wait_for
 from tests.memory_transport import MemoryCluster, MemoryTransport, Transaction
 
 PARTITIONS = 3
@@ -204,7 +203,7 @@ def _settle(
             worker.check_running()
         return unconsumed(cluster, topics) == 0 and not any(held(transport, topics))
 
-    wait_until(settled, SETTLE_S, "the workers to consume and release every record")
+    wait_for(settled, SETTLE_S, "the workers to consume and release every record")
 
 
 def _balance(counted: dict[str, int], still_held: int) -> tuple[int, int]:
