@@ -9,6 +9,8 @@ Exactly-once mode, for each transaction:
 3. at commit: write the checkpoint chunks of the records still held that the last
    commit did not write, and tombstones of chunks whose records all left;
 4. send the consumed offsets (raw and repartition partitions) to the transaction;
+   a transaction that consumed nothing (a release) sends the owned partitions'
+   positions, unchanged, so that an evicted worker's commit is refused too;
 5. commit; only then do the checkpoint bookkeeping, the erasure ledger and the
    metrics move (under the metrics lock, so a scrape sees a whole commit or none).
 
@@ -31,6 +33,7 @@ from consumers.settings import PipelineSettings
 from consumers.txn import Txn
 from ingest.errors import TransportError
 from ingest.transport import Consumer, Producer, ProducerOptions, Transport
+from ingest.transport.base import TopicPartition
 from ingest.transport.errors import FencedError
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ class Transactions:
         book: CheckpointBook,
         erasures: ErasureLedger,
         pending_count: Callable[[], int],
+        positions: Callable[[], dict[TopicPartition, int]],
     ) -> None:
         self._sink = sink
         self._exactly_once = settings.exactly_once
@@ -56,6 +60,7 @@ class Transactions:
         self._book = book
         self._erasures = erasures
         self._pending_count = pending_count
+        self._positions = positions
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._broken = False
@@ -129,8 +134,13 @@ class Transactions:
         for write in plan.writes:
             self.send(txn, self._router.checkpoint_chunk(write))
         if self._exactly_once:
-            if txn.offsets:
-                self._producer.send_offsets_to_transaction(txn.offsets, txn.group_metadata)
+            # Offsets go with every transaction, also a release that consumed nothing:
+            # the broker checks the group generation only against offsets (KIP-447), so
+            # a worker the group has evicted is refused here instead of releasing
+            # records their new owner has restored and releases too.
+            offsets = txn.offsets or self._positions()
+            if offsets:
+                self._producer.send_offsets_to_transaction(offsets, txn.group_metadata)
             self._producer.commit_transaction()
         else:
             self._producer.flush(30)

@@ -111,6 +111,7 @@ class Worker:
             book,
             erasures,
             lambda: self._kanon.pending_count,
+            self._positions,
         )
         self._owned = Ownership(
             self._sink, topics, raw_topics, held_topics, self._kanon, book, erasures
@@ -139,6 +140,7 @@ class Worker:
         self._watch_thread: threading.Thread | None = None
         self._company = CompanyWait()
         self._narrowing = Narrowing(settings.max_batch_failures)
+        self._rewind_due = False  # a rewind whose checkpoint read failed
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -234,6 +236,12 @@ class Worker:
             if not self.health.residency_ok:
                 self._hold_off()
                 continue
+            if self._rewind_due:
+                self._rewind()
+                if self._rewind_due:
+                    self._update_ready()
+                    self.stop_event.wait(self._narrowing.back_off_s())
+                    continue
             limit = self._narrowing.poll_limit(s.max_poll_records)
             messages = self._consumer.poll(limit, s.poll_timeout_ms / 1000)
             try:
@@ -301,8 +309,28 @@ class Worker:
 
     def _abort_and_rewind(self) -> None:
         self._txns.abort()
+        self._rewind()
+
+    def _rewind(self) -> None:
+        """Back to the last commit; while the checkpoint cannot be read, try again later."""
         assert self._consumer is not None
-        self._owned.rewind(self._consumer)
+        try:
+            self._owned.rewind(self._consumer)
+        except FencedError:
+            raise
+        except TransportError as exc:
+            # Nothing is polled or processed until a later try succeeds.
+            log.error("rewind failed; trying again", extra={"error": str(exc)})
+            self._rewind_due = True
+            return
+        self._rewind_due = False
+
+    def _positions(self) -> dict[TopicPartition, int]:
+        """The consumer's positions on the owned partitions (known ones only)."""
+        if self._consumer is None:
+            return {}
+        positions = {tp: self._consumer.position(tp) for tp in sorted(self._owned.assigned)}
+        return {tp: at for tp, at in positions.items() if at >= 0}
 
     # -- failures ------------------------------------------------------------
 
