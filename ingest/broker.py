@@ -29,7 +29,8 @@ HOST = "127.0.0.1"
 STATE_FILE = "broker.json"
 CONSOLE_FILE = "broker.out"
 PORT_ATTEMPTS = 3
-"""Starts tried with fresh ports when a picked port was bound by someone else first."""
+"""Starts tried, with fresh ports, when a picked port was bound by someone else first or
+the JVM vanished without an error."""
 STARTED_LINE = "Kafka Server started"
 _MARKER = ".complete"
 _USER_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -302,7 +303,7 @@ class LocalBroker:
             try:
                 return self._start_once(java, lib, timeout_s)
             except BrokerError:
-                if attempt == PORT_ATTEMPTS or not self._port_was_taken():
+                if attempt == PORT_ATTEMPTS or not self._worth_another_try():
                     raise
         raise AssertionError("unreachable")
 
@@ -341,18 +342,21 @@ class LocalBroker:
         console = self.run_dir / CONSOLE_FILE
         return console.stat().st_size if console.is_file() else 0
 
-    def _port_was_taken(self) -> bool:
-        """True when the last start's log or console output says a port was already bound."""
+    def _worth_another_try(self) -> bool:
+        """True when the last start failed for no fault of its settings: a port was already
+        bound, or the JVM vanished before writing any error (seen twice on a loaded machine
+        right after log4j came up, with nothing on the console)."""
+        output = b""
         for path, offset in self._offsets.items():
             try:
                 with path.open("rb") as handle:
                     handle.seek(offset)
-                    tail = handle.read()
+                    output += handle.read()
             except OSError:
                 continue
-            if b"Address already in use" in tail or b"BindException" in tail:
-                return True
-        return False
+        if b"Address already in use" in output or b"BindException" in output:
+            return True
+        return not any(word in output for word in (b"ERROR", b"FATAL", b"Exception"))
 
     def stop(self, timeout_s: float = 20) -> bool:
         """Stop the broker (SIGTERM, SIGKILL after the timeout); False when none was running."""
