@@ -26,9 +26,10 @@ from typing import Any
 from benchmarks.workload import Encoded, Workload, create_topics, generate, produce
 from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
-from consumers.checkpoint import CheckpointBook, decode_entry, entry_bytes
+from consumers.checkpoint import CheckpointBook
 from consumers.consent import ConsentRules, gate
 from consumers.consent_table import ConsentTable
+from consumers.held import HeldCodec
 from consumers.kanon import KAnonymityWindow, PendingEntry, ReleaseBatch
 from consumers.pipeline import Item, Pipeline, invalid_reason
 from consumers.regroup import RegroupKeys
@@ -106,7 +107,8 @@ class HotPath:
         self.router = Router(
             codec, topics, {name: spec.output for name, spec in policy.schemas.items()}
         )
-        self.book = CheckpointBook()
+        self.held_codec = HeldCodec(self.plans)
+        self.book = CheckpointBook(self.held_codec)
         self.items: list[Item] = []
         self.kept: list[Item] = []
         self.entries: list[PendingEntry] = []
@@ -163,21 +165,21 @@ class HotPath:
     def regroup_send(self) -> None:
         """Stage 1 (`BatchStages.process`): each held record's key and bytes."""
         key, topic, now_ms = self.regroup.key, self.regroup_topic, self.now_ms
+        level0, encode = self.held_codec.level0, self.held_codec.encode
         self.sent = [
-            OutRecord(topic, key(e.schema, e.record, now_ms), entry_bytes(e), [])
-            for e in self.entries
+            OutRecord(topic, key(e.schema, level0(e), now_ms), encode(e), []) for e in self.entries
         ]
 
     def regroup_take(self) -> None:
         """Stage 2 (`BatchStages._take_regrouped`): decode, and hold with its first time."""
         restore, batch, sent = self.window.restore, self.batch, self.sent
+        decode = self.held_codec.decode
         self.held = []
         for start in range(0, len(sent), batch):
             added: dict[str, PendingEntry] = {}
             for i in range(start, min(start + batch, len(sent))):
                 out = sent[i]
-                entry = decode_entry(out.value or b"")
-                entry.source = (out.topic, i % 6)
+                entry = decode(out.value or b"", (out.topic, i % 6))
                 restore([entry])
                 added[entry.pending_id] = entry
             self.held.append(added)
