@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import pstats
@@ -23,7 +24,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.workload import Encoded, Workload, create_topics, generate, produce
+from benchmarks.workload import (
+    START_AGO_MS,
+    Encoded,
+    Workload,
+    create_topics,
+    generate,
+    produce,
+)
 from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
 from consumers.checkpoint import CheckpointBook
@@ -50,8 +58,7 @@ PROFILE_EVENTS = 20_000
 SCHEMA_OF_ROLE = {"raw_device": "device_event", "raw_log": "log_event"}
 
 
-def _messages(topics: TopicSet, records: Sequence[Encoded]) -> list[Message]:
-    now = int(time.time() * 1000)
+def _messages(topics: TopicSet, records: Sequence[Encoded], now: int) -> list[Message]:
     return [
         Message(topics.name(rec.role), i % 6, i, rec.key, rec.value, rec.headers, now)  # type: ignore[arg-type]
         for i, rec in enumerate(records)
@@ -77,7 +84,10 @@ class HotPath:
     `benchmarks.instructions` runs the same methods under callgrind.
     """
 
-    def __init__(self, topics: TopicSet, work: Workload, events: int) -> None:
+    def __init__(
+        self, topics: TopicSet, work: Workload, events: int, now_ms: int | None = None
+    ) -> None:
+        self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         codec = self.codec = Codec(default_registry())
         settings = self.settings = PipelineSettings(demo_mode=True)
         self.rules = ConsentRules()
@@ -90,9 +100,8 @@ class HotPath:
         self.table = ConsentTable()
         for rec in work.consents:
             self.table.apply(rec.key.decode(), codec.decode_as(rec.value, "consent_record"))
-        self.msgs = _messages(topics, work.events[:events])
+        self.msgs = _messages(topics, work.events[:events], self.now_ms)
         self.batch = settings.max_poll_records
-        self.now_ms = int(time.time() * 1000)
         self.plans = {
             name: ReleasePlan(name, spec.output, spec.release, {"policy_version": policy.version})
             for name, spec in policy.schemas.items()
@@ -241,9 +250,14 @@ def per_record(
     return out
 
 
-def simulated(events: int) -> HotPath:
-    """A `HotPath` on `events` freshly simulated raw records (benchmark topic names, no broker)."""
-    return HotPath(load_topic_set(prefix="bench."), generate(events), events)
+def simulated(events: int, now_ms: int | None = None) -> HotPath:
+    """A `HotPath` on `events` freshly simulated raw records (benchmark topic names, no broker).
+
+    The traffic starts a few minutes before `now_ms` (the clock's time when None): a
+    fixed `now_ms` gives the same records, the same consent decisions, every run.
+    """
+    work = generate(events, start_ms=None if now_ms is None else now_ms - START_AGO_MS)
+    return HotPath(load_topic_set(prefix="bench."), work, events, now_ms)
 
 
 def time_pure_stages(topics: TopicSet, work: Workload, events: int) -> dict[str, Any]:
@@ -252,8 +266,15 @@ def time_pure_stages(topics: TopicSet, work: Workload, events: int) -> dict[str,
 
 
 def timed_stages(path: HotPath) -> dict[str, Any]:
-    """Run every stage of `path` once, timed in CPU time."""
-    seconds = {name: _timed(getattr(path, name))[0] for name, _per in STAGES}
+    """Run every stage of `path` once, timed in CPU time.
+
+    A full garbage collection before each stage, not timed: what one stage left behind
+    is not collected inside the next one's time (as in `benchmarks.instructions`).
+    """
+    seconds: dict[str, float] = {}
+    for name, _per in STAGES:
+        gc.collect()
+        seconds[name] = _timed(getattr(path, name))[0]
     seen = counts(path)
     return {
         "records": seen["raw"],
