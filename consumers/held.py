@@ -167,7 +167,7 @@ class HeldCodec:
             int(item[5]),
             int(item[6]),
         )
-        entry.cached_level0 = (plan, level0)
+        entry.level0, entry.level0_plan = level0, plan
         return entry
 
 

@@ -59,10 +59,9 @@ class PendingEntry:
     added_ms: int = 0
     size: int = 0
     """Bytes of the raw record it came from: what the window's byte cap counts."""
-    cached_level0: tuple[ReleasePlan, tuple[Any, ...]] | None = field(
-        default=None, compare=False, repr=False
-    )
-    """`record`'s level-0 tuple and the plan it was computed under (`level0_of`)."""
+    level0: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    """`record`'s level-0 values once computed, under `level0_plan` (see `level0_of`)."""
+    level0_plan: ReleasePlan | None = field(default=None, compare=False, repr=False)
     encoded: bytes | None = field(default=None, compare=False, repr=False)
     """Its held form once written or read (`consumers.held`); None again once it changes."""
 
@@ -73,11 +72,10 @@ def level0_of(plan: ReleasePlan, entry: PendingEntry) -> tuple[Any, ...]:
     The repartition key, the held form and the window each need them; a record read
     from the repartition topic or a checkpoint arrives with them.
     """
-    cached = entry.cached_level0
-    if cached is not None and cached[0] is plan:
-        return cached[1]
-    level0 = plan.level0(entry.record)
-    entry.cached_level0 = (plan, level0)
+    level0 = entry.level0
+    if level0 is None or entry.level0_plan is not plan:
+        level0 = entry.level0 = plan.level0(entry.record)
+        entry.level0_plan = plan
     return level0
 
 
