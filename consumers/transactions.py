@@ -153,6 +153,10 @@ class Transactions:
             txn.apply_metrics(int(time.time() * 1000), time.monotonic() - txn.started)
             m.PENDING.set(self._pending_count())
             m.LAST_COMMIT.set(time.time())
+        if txn.suppressed:
+            # The only durable trace of a suppression: its records leave no output, and a
+            # killed worker's counters die with it.
+            log.info("k-anonymity suppression committed", extra={"suppressed": txn.suppressed})
         return txn
 
     def abort(self) -> None:

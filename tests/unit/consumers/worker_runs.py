@@ -317,6 +317,15 @@ def visible_writes(
     return len(written), len(written & seen)
 
 
+def committed_suppressions(records: Sequence[logging.LogRecord]) -> int:
+    """Records suppressed in committed transactions, as the workers logged them."""
+    return sum(
+        int(getattr(r, "suppressed", 0))
+        for r in records
+        if r.getMessage() == "k-anonymity suppression committed"
+    )
+
+
 def restores(records: Sequence[logging.LogRecord], thread: str) -> list[int]:
     """Held records restored at each assignment, as one worker thread logged them."""
     return [
