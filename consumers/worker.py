@@ -211,6 +211,8 @@ class Worker:
         except Exception:  # leaving anyway: the transaction aborts on the broker side
             log.warning("final commit failed; the open transaction will be aborted", exc_info=True)
         self.stop_event.set()
+        if self._watch is not None:
+            self._watch.wake()  # not a whole recheck interval's wait at shutdown
         for thread in (self._writer_thread, self._watch_thread):
             if thread is not None:
                 thread.join(15)
