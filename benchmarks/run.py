@@ -79,7 +79,7 @@ def _start_broker(broker: LocalBroker, attempts: int = 3) -> str:
 
 
 def _topics(prefix: str) -> Any:
-    from ingest.topics import load_topic_set
+    from ingest.kafka.topics import load_topic_set
 
     return load_topic_set(prefix=prefix)
 
@@ -90,8 +90,8 @@ def _confluent_available() -> str | None:
 
     if importlib.util.find_spec("confluent_kafka") is None:
         return "confluent-kafka is not installed (pip install 'consentgate[librdkafka]')"
-    if importlib.util.find_spec("ingest.transport.confluent") is None:
-        return "ingest/transport/confluent.py does not exist yet"
+    if importlib.util.find_spec("ingest.kafka.confluent") is None:
+        return "ingest/kafka/confluent.py does not exist yet"
     return None
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from benchmarks.machine import cpu_seconds, rss_mb
 from ingest.broker import free_port
+from ingest.kafka.topics import Role, TopicSet
 from ingest.metrics_text import Samples, metric_sum, parse_exposition
-from ingest.topics import Role, TopicSet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,10 +25,8 @@ from typing import Any
 
 from consumers import metrics as m
 from consumers.consent_changes import ConsentChangeError, record_change
-from ingest.consent_store import read_partition
 from ingest.errors import TransportError
-from ingest.topics import TopicSet
-from ingest.transport import (
+from ingest.kafka import (
     Consumer,
     ConsumerOptions,
     Message,
@@ -37,7 +35,9 @@ from ingest.transport import (
     TopicPartition,
     Transport,
 )
-from ingest.transport.errors import FencedError
+from ingest.kafka.consent_store import read_partition
+from ingest.kafka.errors import FencedError
+from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
 from schemas.errors import ConsentgateError, DecodeError
 

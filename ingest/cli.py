@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from ingest.errors import AuthenticationError, ConfigError, UsageError
-from ingest.transport.errors import UnreachableError
+from ingest.kafka.errors import UnreachableError
 from schemas.errors import ConsentgateError
 
 # The explicit list of subcommands: adding one is a module plus one line here.

@@ -26,10 +26,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from consumers.consent_changes import ConsentChange, change_fields
-from ingest.config import KafkaSettings, load_settings
 from ingest.errors import PublishError, TransportError
-from ingest.topics import TopicSet, load_topic_set
-from ingest.transport import (
+from ingest.kafka import (
     Consumer,
     ConsumerOptions,
     Producer,
@@ -38,6 +36,8 @@ from ingest.transport import (
     Transport,
     make_transport,
 )
+from ingest.kafka.config import KafkaSettings, load_settings
+from ingest.kafka.topics import TopicSet, load_topic_set
 from schemas.codec import Codec
 from schemas.errors import DecodeError
 from schemas.models import ConsentChange as ConsentChangeModel

@@ -15,12 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ingest.config import KafkaSettings, load_settings
 from ingest.errors import DeliveryError, PublishError, TransportError
+from ingest.kafka import Producer, ProducerOptions, Transport, make_transport
+from ingest.kafka.base import Delivery
+from ingest.kafka.config import KafkaSettings, load_settings
+from ingest.kafka.topics import TopicSet, load_topic_set
 from ingest.metrics import FLUSH_SECONDS, PUBLISH_FAILED, PUBLISH_REJECTED, PUBLISHED
-from ingest.topics import TopicSet, load_topic_set
-from ingest.transport import Producer, ProducerOptions, Transport, make_transport
-from ingest.transport.base import Delivery
 from schemas.codec import Codec
 from schemas.errors import EncodeError
 from schemas.models import MODELS, validate_event

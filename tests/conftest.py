@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from ingest.config import KafkaSettings, load_settings
-from ingest.topics import TopicSet
-from ingest.transport import Transport, make_transport
+from ingest.kafka import Transport, make_transport
+from ingest.kafka.config import KafkaSettings, load_settings
+from ingest.kafka.topics import TopicSet
 from tests.integration.topic_sets import fresh_topic_set
 
 # No wall-clock limits in tests: Hypothesis's default 200 ms deadline per example failed

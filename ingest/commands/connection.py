@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from ingest.config import KafkaSettings, load_settings
-from ingest.topics import TopicSet, load_topic_set
-from ingest.transport import Transport, make_transport
+from ingest.kafka import Transport, make_transport
+from ingest.kafka.config import KafkaSettings, load_settings
+from ingest.kafka.topics import TopicSet, load_topic_set
 
 
 def instant_ms(text: str) -> int:

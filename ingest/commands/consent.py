@@ -36,8 +36,8 @@ from ingest.commands.connection import (
     transport_from_args,
 )
 from ingest.consent_client import ConsentClient
-from ingest.consent_store import read_consent
 from ingest.errors import TransportError, UsageError
+from ingest.kafka.consent_store import read_consent
 from schemas.errors import ConsentgateError
 from schemas.fields import consent_vocabulary
 

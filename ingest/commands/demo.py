@@ -22,15 +22,15 @@ from ingest.commands.arguments import (
     positive_int,
 )
 from ingest.commands.simulate import publish_paced
-from ingest.config import load_settings
 from ingest.errors import CommandError
 from ingest.fleet import Fleet
+from ingest.kafka import make_transport
+from ingest.kafka.config import load_settings
+from ingest.kafka.topics import ROLES, load_topic_set
 from ingest.metrics_text import Samples, merge, metric_sum, parse_exposition
 from ingest.publisher import Publisher
 from ingest.run_summary import summary_table
 from ingest.simulate import Simulation
-from ingest.topics import ROLES, load_topic_set
-from ingest.transport import make_transport
 
 NAME = "demo"
 HELP = "run broker, topics, 2 workers and the simulator on this machine, then summarize"

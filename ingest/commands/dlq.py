@@ -33,12 +33,12 @@ from ingest.commands.connection import (
     topics_from_args,
     transport_from_args,
 )
-from ingest.consent_store import read_to_end
 from ingest.errors import TransportError, UsageError
-from ingest.topic_reader import read_messages
-from ingest.topics import TopicSet
-from ingest.transport import ConsumerOptions, Producer, ProducerOptions, TopicPartition, Transport
-from ingest.transport.base import Headers
+from ingest.kafka import ConsumerOptions, Producer, ProducerOptions, TopicPartition, Transport
+from ingest.kafka.base import Headers
+from ingest.kafka.consent_store import read_to_end
+from ingest.kafka.topic_reader import read_messages
+from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
 from schemas.errors import DecodeError
 from schemas.registry import default_registry

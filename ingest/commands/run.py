@@ -19,9 +19,9 @@ from ingest.commands.arguments import (
     positive_int,
 )
 from ingest.commands.connection import add_connection_args, settings_from_args, topics_from_args
-from ingest.config import load_settings
 from ingest.errors import ConfigError, UsageError
-from ingest.transport import make_transport
+from ingest.kafka import make_transport
+from ingest.kafka.config import load_settings
 
 if TYPE_CHECKING:
     from consumers.settings import PipelineSettings

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ingest.acl import load_acls
 from ingest.commands.arguments import int_between, positive_int
 from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
-from ingest.topics import ROLES, drift, load_topic_set
+from ingest.kafka.acl import load_acls
+from ingest.kafka.topics import ROLES, drift, load_topic_set
 
 NAME = "topics"
 HELP = "create, check or list the pipeline's topics"

@@ -27,22 +27,22 @@ from consumers.pipeline import Rejected
 from consumers.route import Router
 from ingest.broker import LocalBroker
 from ingest.commands.dlq import DLQ_TRANSACTIONAL_ID
-from ingest.config import KafkaSettings, load_settings
 from ingest.consent_client import ConsentClient
 from ingest.errors import DeliveryError
 from ingest.fleet import Fleet
-from ingest.metrics_text import metric_sum
-from ingest.publisher import Publisher
-from ingest.simulate import Simulation
-from ingest.topics import ROLES, TopicSet, load_topic_set
-from ingest.transport import (
+from ingest.kafka import (
     ConsumerOptions,
     Message,
     ProducerOptions,
     TopicPartition,
     make_transport,
 )
-from ingest.transport.errors import AuthorizationError
+from ingest.kafka.config import KafkaSettings, load_settings
+from ingest.kafka.errors import AuthorizationError
+from ingest.kafka.topics import ROLES, TopicSet, load_topic_set
+from ingest.metrics_text import metric_sum
+from ingest.publisher import Publisher
+from ingest.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.worker_harness import start_worker, wait_for
 

@@ -33,11 +33,11 @@ from consumers.consent_changes import (
     fold,
 )
 from ingest.consent_client import ChangeReceipt, ConsentClient
-from ingest.consent_store import read_consent
+from ingest.kafka import ProducerOptions, Transport
+from ingest.kafka.consent_store import read_consent
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import by_label
 from ingest.publisher import Publisher
-from ingest.topics import TopicSet
-from ingest.transport import ProducerOptions, Transport
 from schemas.codec import Codec
 from schemas.fields import field_tags
 from tests.integration.fault_helpers import accounting, held

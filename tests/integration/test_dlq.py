@@ -29,11 +29,11 @@ from ingest.commands.dlq import (
     replay_transactions,
     replayed_identities,
 )
-from ingest.consent_store import read_to_end
+from ingest.kafka import Message, ProducerOptions, Transport
+from ingest.kafka.consent_store import read_to_end
+from ingest.kafka.topic_reader import read_messages
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import metric_sum
-from ingest.topic_reader import read_messages
-from ingest.topics import TopicSet
-from ingest.transport import Message, ProducerOptions, Transport
 from schemas.codec import Codec
 from tests.integration.topic_sets import create_topic_set, delete_topic_set
 from tests.integration.worker_harness import read_topic, start_worker, wait_for

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from ingest.topics import ROLES, Role, load_topic_set
-from ingest.transport import Transport
+from ingest.kafka import Transport
+from ingest.kafka.topics import ROLES, Role, load_topic_set
 
 pytestmark = pytest.mark.integration
 

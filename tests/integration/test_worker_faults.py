@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from ingest.kafka import Transport
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import metric_sum
-from ingest.topics import TopicSet
-from ingest.transport import Transport
 from tests.integration.fault_helpers import (
     Feeder,
     Marker,

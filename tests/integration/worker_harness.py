@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.kafka import Message, Transport
+from ingest.kafka.topic_reader import read_messages
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import Samples, parse_exposition
-from ingest.topic_reader import read_messages
-from ingest.topics import TopicSet
-from ingest.transport import Message, Transport
 
 
 def free_port() -> int:

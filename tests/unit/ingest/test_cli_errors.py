@@ -23,7 +23,7 @@ from ingest.errors import (
     DeliveryError,
     UsageError,
 )
-from ingest.transport.errors import AuthorizationError, UnreachableError
+from ingest.kafka.errors import AuthorizationError, UnreachableError
 from schemas.errors import SchemaError
 
 REPO = Path(__file__).resolve().parents[3]

@@ -32,9 +32,9 @@ from ingest.commands.dlq import (
     replayed_identities,
 )
 from ingest.errors import TransportError
-from ingest.topics import load_topic_set
-from ingest.transport import Message
-from ingest.transport.base import Headers
+from ingest.kafka import Message
+from ingest.kafka.base import Headers
+from ingest.kafka.topics import load_topic_set
 from schemas.codec import Codec
 
 TOPICS = load_topic_set(prefix="p.")
@@ -283,7 +283,7 @@ def test_a_failed_transaction_is_aborted_and_the_error_raised_after_earlier_comm
 
 
 def test_dead_letters_live_exactly_as_long_as_the_raw_records() -> None:
-    path = Path(__file__).resolve().parents[3] / "ingest" / "topics.toml"
+    path = Path(__file__).resolve().parents[3] / "ingest" / "kafka" / "topics.toml"
     topics = tomllib.loads(path.read_text(encoding="utf-8"))["topics"]
     raw = {topics["raw_device"]["retention_ms"], topics["raw_log"]["retention_ms"]}
     assert raw == {86_400_000}

@@ -9,7 +9,7 @@ import kafka.errors as kerr
 import pytest
 
 from ingest.errors import AuthenticationError
-from ingest.transport.errors import AuthorizationError, UnreachableError, map_error
+from ingest.kafka.errors import AuthorizationError, UnreachableError, map_error
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_an_authentication_error_is_not_retriable() -> None:
 
 def _confluent(code: int) -> type:
     ck = pytest.importorskip("confluent_kafka", reason="the librdkafka extra is not installed")
-    from ingest.transport.confluent_common import map_confluent_error
+    from ingest.kafka.confluent_common import map_confluent_error
 
     return type(map_confluent_error(ck.KafkaException(ck.KafkaError(code)), "list topics failed"))
 
@@ -40,7 +40,7 @@ def test_confluent_authentication_and_authorization_errors_are_told_apart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ck = pytest.importorskip("confluent_kafka")
-    from ingest.transport import confluent_common
+    from ingest.kafka import confluent_common
 
     monkeypatch.setattr(confluent_common, "_auth_failed_at", None)
     assert _confluent(ck.KafkaError._AUTHENTICATION) is AuthenticationError
@@ -53,7 +53,7 @@ def test_a_confluent_timeout_right_after_a_refused_login_is_an_authentication_fa
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ck = pytest.importorskip("confluent_kafka")
-    from ingest.transport import confluent_common
+    from ingest.kafka import confluent_common
 
     monkeypatch.setattr(confluent_common, "_auth_failed_at", None)
     confluent_common._on_error(ck.KafkaError(ck.KafkaError._AUTHENTICATION))

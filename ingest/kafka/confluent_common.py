@@ -8,12 +8,12 @@ from typing import Any
 
 import confluent_kafka as ck
 
-from ingest.config import KafkaSettings
 from ingest.errors import AuthenticationError, ConfigError, TransportError
-from ingest.transport.base import (
+from ingest.kafka.base import (
     TopicPartition,
 )
-from ingest.transport.errors import (
+from ingest.kafka.config import KafkaSettings
+from ingest.kafka.errors import (
     AuthorizationError,
     FencedError,
     TransactionError,

@@ -14,9 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.errors import ConfigError, validation_problems
-from ingest.transport.base import AclSpec
+from ingest.kafka.base import AclSpec
 
-ACL_FILE = Path(__file__).resolve().parents[1] / "deploy" / "acl" / "acls.toml"
+ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "acl" / "acls.toml"
 
 Resource = Literal["TOPIC", "GROUP", "TRANSACTIONAL_ID", "CLUSTER"]
 Operation = Literal["READ", "WRITE", "DESCRIBE", "IDEMPOTENT_WRITE", "DESCRIBE_CONFIGS"]

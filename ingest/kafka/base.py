@@ -1,7 +1,7 @@
 """The one narrow Kafka interface every part of the project talks through.
 
 Implementations (kafka-python by default, confluent-kafka optional) map this
-vocabulary to their library. Nothing outside `ingest.transport` imports a
+vocabulary to their library. Nothing outside `ingest.kafka` imports a
 Kafka client library.
 """
 

@@ -21,11 +21,11 @@ from kafka.admin import (
     ResourceType,
 )
 
-from ingest.config import KafkaSettings
 from ingest.errors import TransportError
-from ingest.transport.base import AclSpec, BrokerInfo, TopicInfo, TopicSpec
-from ingest.transport.errors import UnreachableError, map_error
-from ingest.transport.kafka_python_config import common_config
+from ingest.kafka.base import AclSpec, BrokerInfo, TopicInfo, TopicSpec
+from ingest.kafka.config import KafkaSettings
+from ingest.kafka.errors import UnreachableError, map_error
+from ingest.kafka.kafka_python_config import common_config
 
 _ACL_OPS = {
     "all": ACLOperation.ALL,

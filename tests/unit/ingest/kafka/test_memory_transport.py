@@ -8,14 +8,14 @@ from collections.abc import Callable
 import pytest
 
 from ingest.errors import DeliveryError, TransportError
-from ingest.transport.base import (
+from ingest.kafka.base import (
     AclSpec,
     ConsumerOptions,
     ProducerOptions,
     TopicPartition,
     TopicSpec,
 )
-from ingest.transport.errors import FencedError, TransactionError, UnreachableError
+from ingest.kafka.errors import FencedError, TransactionError, UnreachableError
 from tests.memory_transport import (
     MemoryCluster,
     MemoryConsumer,

@@ -15,9 +15,8 @@ from typing import Any
 import confluent_kafka as ck
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
-from ingest.config import KafkaSettings
 from ingest.errors import ConfigError, DeliveryError, TransportError
-from ingest.transport.base import (
+from ingest.kafka.base import (
     ConsumerOptions,
     Headers,
     Message,
@@ -25,8 +24,9 @@ from ingest.transport.base import (
     ProducerOptions,
     TopicPartition,
 )
-from ingest.transport.confluent_admin import ConfluentAdmin
-from ingest.transport.confluent_common import (
+from ingest.kafka.config import KafkaSettings
+from ingest.kafka.confluent_admin import ConfluentAdmin
+from ingest.kafka.confluent_common import (
     METADATA_TIMEOUT_S,
     POLL_EVERY,
     QUEUE_FULL_WAIT_S,
@@ -35,7 +35,7 @@ from ingest.transport.confluent_common import (
     map_confluent_error,
     to_confluent_tp,
 )
-from ingest.transport.errors import (
+from ingest.kafka.errors import (
     UnreachableError,
 )
 

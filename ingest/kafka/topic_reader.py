@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 
 from ingest.errors import TransportError
-from ingest.transport import ConsumerOptions, Message, TopicPartition, Transport
+from ingest.kafka import ConsumerOptions, Message, TopicPartition, Transport
 
 
 def read_messages(

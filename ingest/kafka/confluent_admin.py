@@ -20,21 +20,21 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from ingest.config import KafkaSettings
 from ingest.errors import TransportError
-from ingest.transport.base import (
+from ingest.kafka.base import (
     AclSpec,
     BrokerInfo,
     TopicInfo,
     TopicSpec,
 )
-from ingest.transport.confluent_common import (
+from ingest.kafka.config import KafkaSettings
+from ingest.kafka.confluent_common import (
     METADATA_TIMEOUT_S,
     build_client,
     common_config,
     map_confluent_error,
 )
-from ingest.transport.errors import (
+from ingest.kafka.errors import (
     UnreachableError,
 )
 

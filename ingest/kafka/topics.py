@@ -18,7 +18,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.errors import ConfigError, validation_problems
-from ingest.transport.base import TopicInfo, TopicSpec
+from ingest.kafka.base import TopicInfo, TopicSpec
 
 TOPICS_FILE = Path(__file__).with_name("topics.toml")
 

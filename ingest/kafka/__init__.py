@@ -5,9 +5,8 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING
 
-from ingest.config import KafkaSettings
 from ingest.errors import ConfigError
-from ingest.transport.base import (
+from ingest.kafka.base import (
     Admin,
     Consumer,
     ConsumerOptions,
@@ -19,6 +18,7 @@ from ingest.transport.base import (
     TopicSpec,
     Transport,
 )
+from ingest.kafka.config import KafkaSettings
 
 __all__ = [
     "Admin",
@@ -37,7 +37,7 @@ __all__ = [
 def make_transport(settings: KafkaSettings) -> Transport:
     """The transport named by `settings.client`; a one-line error if it is not installed."""
     if settings.client == "kafka-python":
-        from ingest.transport.kafka_python import KafkaPythonTransport
+        from ingest.kafka.kafka_python import KafkaPythonTransport
 
         return KafkaPythonTransport(settings)
     if settings.client == "confluent":
@@ -45,7 +45,7 @@ def make_transport(settings: KafkaSettings) -> Transport:
             raise ConfigError(
                 "client 'confluent' needs confluent-kafka: pip install 'consentgate[librdkafka]'"
             )
-        from ingest.transport.confluent import ConfluentTransport
+        from ingest.kafka.confluent import ConfluentTransport
 
         return ConfluentTransport(settings)
     raise ConfigError(f"unknown Kafka client {settings.client!r}")
@@ -53,13 +53,13 @@ def make_transport(settings: KafkaSettings) -> Transport:
 
 if TYPE_CHECKING:
     # Static conformance: mypy fails here when either implementation lacks a protocol
-    # method or one's signature drifted (tests/unit/ingest/test_transport_protocol.py
+    # method or one's signature drifted (tests/unit/ingest/kafka/test_transport_protocol.py
     # checks the same at run time, tests/integration/test_transport_conformance.py the
     # behaviour).
-    from ingest.transport import confluent as _ck
-    from ingest.transport import confluent_admin as _ck_admin
-    from ingest.transport import kafka_python as _kp
-    from ingest.transport import kafka_python_admin as _kp_admin
+    from ingest.kafka import confluent as _ck
+    from ingest.kafka import confluent_admin as _ck_admin
+    from ingest.kafka import kafka_python as _kp
+    from ingest.kafka import kafka_python_admin as _kp_admin
 
     _kp_transport: type[Transport] = _kp.KafkaPythonTransport
     _kp_producer: type[Producer] = _kp.KafkaPythonProducer

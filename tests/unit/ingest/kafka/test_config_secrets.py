@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.config import load_settings
 from ingest.errors import ConfigError
+from ingest.kafka.config import load_settings
 
 PASSWORD = "f1le-pa55word-for-producer"
 

@@ -1,7 +1,7 @@
 """Both transports, and the tests' in-memory one, define every boundary method with the
 protocol's signature (no broker).
 
-The run-time complement of the `TYPE_CHECKING` block in `ingest/transport/__init__.py`:
+The run-time complement of the `TYPE_CHECKING` block in `ingest/kafka/__init__.py`:
 mypy accepts a method whose parameters are renamed, which breaks keyword callers.
 """
 
@@ -13,22 +13,22 @@ import pytest
 
 pytest.importorskip("confluent_kafka", reason="the librdkafka extra is not installed")
 
-from ingest.config import load_settings
-from ingest.transport import base, make_transport
-from ingest.transport.confluent import (
+from ingest.kafka import base, make_transport
+from ingest.kafka.config import load_settings
+from ingest.kafka.confluent import (
     ConfluentConsumer,
     ConfluentProducer,
     ConfluentTransport,
 )
-from ingest.transport.confluent import _Delivery as ConfluentDelivery
-from ingest.transport.confluent_admin import ConfluentAdmin
-from ingest.transport.kafka_python import (
+from ingest.kafka.confluent import _Delivery as ConfluentDelivery
+from ingest.kafka.confluent_admin import ConfluentAdmin
+from ingest.kafka.kafka_python import (
     KafkaPythonConsumer,
     KafkaPythonProducer,
     KafkaPythonTransport,
 )
-from ingest.transport.kafka_python import _Delivery as KafkaPythonDelivery
-from ingest.transport.kafka_python_admin import KafkaPythonAdmin
+from ingest.kafka.kafka_python import _Delivery as KafkaPythonDelivery
+from ingest.kafka.kafka_python_admin import KafkaPythonAdmin
 from tests.memory_transport import (
     MemoryAdmin,
     MemoryConsumer,

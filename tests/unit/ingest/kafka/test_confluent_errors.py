@@ -6,8 +6,8 @@ import pytest
 
 ck = pytest.importorskip("confluent_kafka", reason="the librdkafka extra is not installed")
 
-from ingest.transport.confluent_common import map_confluent_error  # noqa: E402
-from ingest.transport.errors import FencedError, TransactionError, UnreachableError  # noqa: E402
+from ingest.kafka.confluent_common import map_confluent_error  # noqa: E402
+from ingest.kafka.errors import FencedError, TransactionError, UnreachableError  # noqa: E402
 
 
 def _mapped(code: int) -> type:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.topic_reader import read_messages
-from ingest.topics import TopicSet
-from ingest.transport import Transport
+from ingest.kafka import Transport
+from ingest.kafka.topic_reader import read_messages
+from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
 from schemas.registry import default_registry
 

@@ -13,9 +13,8 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KTP
 
-from ingest.config import KafkaSettings
 from ingest.errors import ConfigError, DeliveryError, TransportError
-from ingest.transport.base import (
+from ingest.kafka.base import (
     ConsumerOptions,
     Headers,
     Message,
@@ -23,9 +22,10 @@ from ingest.transport.base import (
     ProducerOptions,
     TopicPartition,
 )
-from ingest.transport.errors import FencedError, TransactionError, map_error
-from ingest.transport.kafka_python_admin import KafkaPythonAdmin
-from ingest.transport.kafka_python_config import common_config
+from ingest.kafka.config import KafkaSettings
+from ingest.kafka.errors import FencedError, TransactionError, map_error
+from ingest.kafka.kafka_python_admin import KafkaPythonAdmin
+from ingest.kafka.kafka_python_config import common_config
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.topics import HOUR_MS, ROLES, load_topic_set, segment_ms_for
+from ingest.kafka.topics import HOUR_MS, ROLES, load_topic_set, segment_ms_for
 
 
 def test_every_topic_with_a_retention_rolls_segments_well_inside_it() -> None:

@@ -43,8 +43,8 @@ ENV_PREFIX = "CONSENTGATE_"
 # CONSENTGATE_* variables read straight from the environment, not through a settings class.
 OTHER_VARIABLES = frozenset(
     {
-        "CONSENTGATE_TOPIC_PREFIX",  # ingest.topics
-        "CONSENTGATE_RUN_DIR",  # the local broker's state: ingest.config, ingest.commands.broker
+        "CONSENTGATE_TOPIC_PREFIX",  # ingest.kafka.topics
+        "CONSENTGATE_RUN_DIR",  # local broker state: ingest.kafka.config, ingest.commands.broker
         "CONSENTGATE_CACHE",  # the local broker's jar cache: ingest.broker
         "CONSENTGATE_TEST_DOCKER",  # the test suite: tests/conftest.py
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.config import KafkaSettings
+from ingest.kafka.config import KafkaSettings
 
 
 def common_config(settings: KafkaSettings) -> dict[str, Any]:
