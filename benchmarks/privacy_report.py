@@ -55,7 +55,7 @@ from ingest.kafka import ProducerOptions, Transport
 from ingest.kafka.topic_reader import read_messages
 from ingest.kafka.topics import TopicSet, load_topic_set
 from ingest.metrics_text import merge, metric_sum, quantile_of
-from ingest.publisher import Publisher
+from ingest.sdk.publisher import Publisher
 from ingest.simulate import Simulation
 
 RESULTS = Path(__file__).resolve().parent / "results" / "privacy.json"

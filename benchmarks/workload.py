@@ -12,7 +12,7 @@ from ingest.kafka import ProducerOptions, Transport, make_transport
 from ingest.kafka.base import Headers, TopicSpec
 from ingest.kafka.config import KafkaSettings
 from ingest.kafka.topics import TopicSet, load_topic_set
-from ingest.publisher import EVENT_TYPE_HEADER, FINGERPRINT_HEADER, PUBLISHABLE
+from ingest.sdk.publisher import EVENT_TYPE_HEADER, FINGERPRINT_HEADER, PUBLISHABLE
 from ingest.simulate import Simulation
 from schemas.codec import Codec
 from schemas.registry import default_registry

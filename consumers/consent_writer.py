@@ -12,7 +12,7 @@ id; a crashed one is replaced by the partitions' next owner, which reloads the
 records from the compacted topic and resumes from the committed offsets.
 
 A change whose record already holds its id (a retry) rewrites the record unchanged,
-so a caller waiting for its change to show (`ingest.consent_client`) always sees it.
+so a caller waiting for its change to show (`ingest.sdk.consent_client`) always sees it.
 The changes topic and the consent topic must have as many partitions (a user's
 change and record then share a partition number).
 """

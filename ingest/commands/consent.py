@@ -35,9 +35,9 @@ from ingest.commands.connection import (
     topics_from_args,
     transport_from_args,
 )
-from ingest.consent_client import ConsentClient
 from ingest.errors import TransportError, UsageError
 from ingest.kafka.consent_store import read_consent
+from ingest.sdk.consent_client import ConsentClient
 from schemas.errors import ConsentgateError
 from schemas.fields import consent_vocabulary
 

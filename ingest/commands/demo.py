@@ -28,8 +28,8 @@ from ingest.kafka import make_transport
 from ingest.kafka.config import load_settings
 from ingest.kafka.topics import ROLES, load_topic_set
 from ingest.metrics_text import Samples, merge, metric_sum, parse_exposition
-from ingest.publisher import Publisher
 from ingest.run_summary import summary_table
+from ingest.sdk.publisher import Publisher
 from ingest.simulate import Simulation
 
 NAME = "demo"

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
 from ingest.errors import DeliveryError, PublishError, UsageError, validation_problems
 from ingest.progress import Progress
-from ingest.publisher import Publisher
+from ingest.sdk.publisher import Publisher
 from schemas.errors import EncodeError
 
 NAME = "publish"

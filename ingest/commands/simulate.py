@@ -32,7 +32,7 @@ from ingest.commands.connection import (
 from ingest.errors import DeliveryError, TransportError, UsageError
 from ingest.fleet import Fleet
 from ingest.progress import Progress
-from ingest.publisher import Publisher
+from ingest.sdk.publisher import Publisher
 from ingest.simulate import Item, Simulation
 
 NAME = "simulate"

@@ -23,7 +23,7 @@ from ingest.kafka import ConsumerOptions, TopicPartition, Transport
 from ingest.kafka.consent_store import read_to_end
 from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import Samples, metric_sum
-from ingest.publisher import Publisher
+from ingest.sdk.publisher import Publisher
 from ingest.simulate import Simulation
 from schemas.codec import Codec
 from schemas.registry import default_registry

@@ -27,7 +27,6 @@ from consumers.pipeline import Rejected
 from consumers.route import Router
 from ingest.broker import LocalBroker
 from ingest.commands.dlq import DLQ_TRANSACTIONAL_ID
-from ingest.consent_client import ConsentClient
 from ingest.errors import DeliveryError
 from ingest.fleet import Fleet
 from ingest.kafka import (
@@ -41,7 +40,8 @@ from ingest.kafka.config import KafkaSettings, load_settings
 from ingest.kafka.errors import AuthorizationError
 from ingest.kafka.topics import ROLES, TopicSet, load_topic_set
 from ingest.metrics_text import metric_sum
-from ingest.publisher import Publisher
+from ingest.sdk.consent_client import ConsentClient
+from ingest.sdk.publisher import Publisher
 from ingest.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.worker_harness import start_worker, wait_for

@@ -17,7 +17,7 @@ from ingest.fleet import Fleet
 from ingest.kafka import ConsumerOptions, TopicPartition, Transport
 from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import Samples, metric_sum
-from ingest.publisher import Publisher
+from ingest.sdk.publisher import Publisher
 from ingest.simulate import Simulation
 from tests.integration.fault_helpers import (
     accounting,

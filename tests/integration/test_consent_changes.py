@@ -1,6 +1,6 @@
 """Consent changes through the SDK, late, twice and from two services at once (SPEC 5).
 
-Changes go through `ingest.consent_client.ConsentClient` to the consent-changes topic and
+Changes go through `ingest.sdk.consent_client.ConsentClient` to the consent-changes topic and
 the consent writer of a real worker folds them. The expected decisions come from a naive
 fold of each user's whole history in the order the changes were made (the oracle of
 tests.unit.consumers.test_consent_property), never from the pipeline's code. Passing
@@ -32,12 +32,12 @@ from consumers.consent_changes import (
     WithdrawPurpose,
     fold,
 )
-from ingest.consent_client import ChangeReceipt, ConsentClient
 from ingest.kafka import ProducerOptions, Transport
 from ingest.kafka.consent_store import read_consent
 from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import by_label
-from ingest.publisher import Publisher
+from ingest.sdk.consent_client import ChangeReceipt, ConsentClient
+from ingest.sdk.publisher import Publisher
 from schemas.codec import Codec
 from schemas.fields import field_tags
 from tests.integration.fault_helpers import accounting, held

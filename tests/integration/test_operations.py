@@ -13,7 +13,7 @@ from ingest.fleet import Fleet
 from ingest.kafka import Transport
 from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import declared_series, metric_sum
-from ingest.publisher import Publisher
+from ingest.sdk.publisher import Publisher
 from ingest.simulate import Simulation
 from tests.integration.fault_helpers import accounting, held
 from tests.integration.worker_harness import running_worker, wait_for

@@ -22,7 +22,7 @@ import pytest
 from ingest.kafka import ProducerOptions, Transport
 from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import by_label
-from ingest.publisher import Publisher
+from ingest.sdk.publisher import Publisher
 from schemas.codec import Codec
 from tests.integration.fault_helpers import accounting, held
 from tests.integration.pipeline_scenario import (

@@ -26,7 +26,7 @@ from ingest.fleet import Fleet, luhn_check_digit
 from ingest.kafka import Message, ProducerOptions, Transport
 from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import Samples, merge, metric_sum
-from ingest.publisher import Publisher
+from ingest.sdk.publisher import Publisher
 from ingest.simulate import Simulation
 from schemas.codec import Codec
 from schemas.fields import field_tags

@@ -31,7 +31,7 @@ from ingest.kafka import (
 from ingest.kafka.base import Delivery
 from ingest.kafka.config import load_settings
 from ingest.kafka.topics import Role, TopicSet, load_topic_set
-from ingest.publisher import Publisher
+from ingest.sdk.publisher import Publisher
 from ingest.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.topic_sets import create_topics

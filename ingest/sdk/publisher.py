@@ -20,7 +20,7 @@ from ingest.kafka import Producer, ProducerOptions, Transport, make_transport
 from ingest.kafka.base import Delivery
 from ingest.kafka.config import KafkaSettings, load_settings
 from ingest.kafka.topics import TopicSet, load_topic_set
-from ingest.metrics import FLUSH_SECONDS, PUBLISH_FAILED, PUBLISH_REJECTED, PUBLISHED
+from ingest.sdk.metrics import FLUSH_SECONDS, PUBLISH_FAILED, PUBLISH_REJECTED, PUBLISHED
 from schemas.codec import Codec
 from schemas.errors import EncodeError
 from schemas.models import MODELS, validate_event
