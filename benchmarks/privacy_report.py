@@ -50,13 +50,13 @@ from consumers.regroup import RegroupKeys
 from consumers.release_policy import ReleasePlan
 from consumers.scrub import scrub
 from ingest.broker import LocalBroker
-from ingest.fleet import Fleet
 from ingest.kafka import ProducerOptions, Transport
 from ingest.kafka.topic_reader import read_messages
 from ingest.kafka.topics import TopicSet, load_topic_set
 from ingest.metrics_text import merge, metric_sum, quantile_of
 from ingest.sdk.publisher import Publisher
-from ingest.simulate import Simulation
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 
 RESULTS = Path(__file__).resolve().parent / "results" / "privacy.json"
 ANALYST = {"anon_device": "device_event", "anon_log": "log_event"}

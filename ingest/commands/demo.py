@@ -23,14 +23,14 @@ from ingest.commands.arguments import (
 )
 from ingest.commands.simulate import publish_paced
 from ingest.errors import CommandError
-from ingest.fleet import Fleet
 from ingest.kafka import make_transport
 from ingest.kafka.config import load_settings
 from ingest.kafka.topics import ROLES, load_topic_set
 from ingest.metrics_text import Samples, merge, metric_sum, parse_exposition
 from ingest.run_summary import summary_table
 from ingest.sdk.publisher import Publisher
-from ingest.simulate import Simulation
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 
 NAME = "demo"
 HELP = "run broker, topics, 2 workers and the simulator on this machine, then summarize"

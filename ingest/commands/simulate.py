@@ -30,10 +30,10 @@ from ingest.commands.connection import (
     transport_from_args,
 )
 from ingest.errors import DeliveryError, TransportError, UsageError
-from ingest.fleet import Fleet
 from ingest.progress import Progress
 from ingest.sdk.publisher import Publisher
-from ingest.simulate import Item, Simulation
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Item, Simulation
 
 NAME = "simulate"
 HELP = "publish (or write as JSON lines) a deterministic synthetic fleet's consent and events"

@@ -28,7 +28,6 @@ from consumers.route import Router
 from ingest.broker import LocalBroker
 from ingest.commands.dlq import DLQ_TRANSACTIONAL_ID
 from ingest.errors import DeliveryError
-from ingest.fleet import Fleet
 from ingest.kafka import (
     ConsumerOptions,
     Message,
@@ -42,7 +41,8 @@ from ingest.kafka.topics import ROLES, TopicSet, load_topic_set
 from ingest.metrics_text import metric_sum
 from ingest.sdk.consent_client import ConsentClient
 from ingest.sdk.publisher import Publisher
-from ingest.simulate import Simulation
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.worker_harness import start_worker, wait_for
 

@@ -17,10 +17,10 @@ import pytest
 
 from ingest.commands.publish import MAX_DEPTH, MAX_LINE_BYTES
 from ingest.commands.simulate import json_line
-from ingest.fleet import Fleet
 from ingest.kafka import Transport
 from ingest.kafka.topics import TopicSet
-from ingest.simulate import Simulation
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.test_acl import sasl_broker  # noqa: F401  (the SASL broker fixture)
 from tests.integration.test_publishing import read_all

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.fleet import Fleet
 from ingest.kafka import Transport
 from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import declared_series, metric_sum
 from ingest.sdk.publisher import Publisher
-from ingest.simulate import Simulation
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from tests.integration.fault_helpers import accounting, held
 from tests.integration.worker_harness import running_worker, wait_for
 from tests.unit.deploy.promql import (

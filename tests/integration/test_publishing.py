@@ -19,7 +19,6 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from ingest.broker import LocalBroker, free_port
 from ingest.errors import DeliveryError
-from ingest.fleet import Fleet
 from ingest.kafka import (
     ConsumerOptions,
     Message,
@@ -32,7 +31,8 @@ from ingest.kafka.base import Delivery
 from ingest.kafka.config import load_settings
 from ingest.kafka.topics import Role, TopicSet, load_topic_set
 from ingest.sdk.publisher import Publisher
-from ingest.simulate import Simulation
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.topic_sets import create_topics
 

@@ -18,8 +18,8 @@ from ingest.commands import publish, simulate
 from ingest.commands.connection import instant_ms
 from ingest.commands.simulate import FIXED_START, Tally, json_line
 from ingest.errors import validation_problems
-from ingest.fleet import Fleet
-from ingest.simulate import Item, Simulation
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Item, Simulation
 from schemas.models import validate_event
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z, written out by hand

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.catalog import (
+from ingest.simulator.catalog import (
     CATALOG_FILE,
     CatalogError,
     CitySpec,
@@ -15,7 +15,7 @@ from ingest.catalog import (
     Publisher,
     read_catalog,
 )
-from ingest.simulate import _FILLERS
+from ingest.simulator.simulate import _FILLERS
 
 
 def _placeholders(template: str) -> set[str]:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, NamedTuple
 
-from ingest.catalog import load_catalog
-from ingest.consent_timeline import (
+from ingest.simulator.catalog import load_catalog
+from ingest.simulator.consent_timeline import (
     CURRENT_POLICY_VERSION,
     SimulationError,
     apply_change,
@@ -30,7 +30,7 @@ from ingest.consent_timeline import (
     pick_change,
     signup,
 )
-from ingest.fleet import HOUR, Fleet, Session, User, battery, bisect, open_session
+from ingest.simulator.fleet import HOUR, Fleet, Session, User, battery, bisect, open_session
 from schemas.fields import field_tags
 
 CATALOG = load_catalog()

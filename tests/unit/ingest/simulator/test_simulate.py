@@ -16,12 +16,12 @@ from fastavro.validation import validate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.fleet import Fleet, FleetError, battery
-from ingest.simulate import CURRENT_POLICY_VERSION, Item, Simulation, SimulationError
+from ingest.simulator.fleet import Fleet, FleetError, battery
+from ingest.simulator.simulate import CURRENT_POLICY_VERSION, Item, Simulation, SimulationError
 from schemas.fields import consent_vocabulary
 
 START_MS = 1_717_200_000_000  # 2024-06-01 00:00 UTC
-AVRO_DIR = Path(__file__).resolve().parents[3] / "schemas" / "avro"
+AVRO_DIR = Path(__file__).resolve().parents[4] / "schemas" / "avro"
 SCHEMA_NAMES = ("device_event", "log_event", "consent_record")
 CHINA_BOX = (18.0, 53.6, 73.5, 135.1)
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")

@@ -2,7 +2,7 @@
 
 Everything is drawn once from `random.Random(seed)`, so the same seed and
 start time always give the same fleet. Users are static here; what changes
-over time (sessions, battery, consent) lives in `ingest.simulate`.
+over time (sessions, battery, consent) lives in `ingest.simulator.simulate`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 
-from ingest.catalog import load_catalog
+from ingest.simulator.catalog import load_catalog
 from schemas.errors import ConsentgateError
 
 CATALOG = load_catalog()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ingest.fleet import DAY, User
+from ingest.simulator.fleet import DAY, User
 from schemas.errors import ConsentgateError
 
 
