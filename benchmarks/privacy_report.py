@@ -49,10 +49,10 @@ from consumers.kanon import KAnonymityWindow, PendingEntry
 from consumers.regroup import RegroupKeys
 from consumers.release_policy import ReleasePlan
 from consumers.scrub import scrub
-from ingest.broker import LocalBroker
 from ingest.kafka import ProducerOptions, Transport
 from ingest.kafka.topic_reader import read_messages
 from ingest.kafka.topics import TopicSet, load_topic_set
+from ingest.local_broker.broker import LocalBroker
 from ingest.metrics_text import merge, metric_sum, quantile_of
 from ingest.sdk.publisher import Publisher
 from ingest.simulator.fleet import Fleet

@@ -27,8 +27,8 @@ from benchmarks.pipeline import run_pipeline
 from benchmarks.workers import REPO_ROOT
 from benchmarks.workload import create_topics, fast_transport, generate, prepare_prefix
 from consumers.settings import PipelineSettings
-from ingest.broker import LocalBroker, kafka_version
 from ingest.errors import BrokerError
+from ingest.local_broker.broker import LocalBroker, kafka_version
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_EVENTS = 60_000

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.machine import cpu_seconds, rss_mb
-from ingest.broker import free_port
 from ingest.kafka.topics import Role, TopicSet
+from ingest.local_broker.broker import free_port
 from ingest.metrics_text import Samples, metric_sum, parse_exposition
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

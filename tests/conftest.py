@@ -57,7 +57,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    from ingest.broker import LocalBroker
+    from ingest.local_broker.broker import LocalBroker
 
     run_dir = tmp_path_factory.mktemp("kafka")
     broker = LocalBroker(run_dir=Path(run_dir))

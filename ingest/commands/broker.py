@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from ingest.broker import LocalBroker
 from ingest.commands.arguments import port
+from ingest.local_broker.broker import LocalBroker
 
 NAME = "broker"
 HELP = "start, stop or check the local development Kafka broker (official jars, one KRaft node)"

@@ -13,7 +13,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ingest.broker import LocalBroker
 from ingest.commands.arguments import (
     check_port_range,
     non_negative_float,
@@ -26,6 +25,7 @@ from ingest.errors import CommandError
 from ingest.kafka import make_transport
 from ingest.kafka.config import load_settings
 from ingest.kafka.topics import ROLES, load_topic_set
+from ingest.local_broker.broker import LocalBroker
 from ingest.metrics_text import Samples, merge, metric_sum, parse_exposition
 from ingest.run_summary import summary_table
 from ingest.sdk.publisher import Publisher

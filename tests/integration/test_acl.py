@@ -25,7 +25,6 @@ from consumers.consent_changes import (
 )
 from consumers.pipeline import Rejected
 from consumers.route import Router
-from ingest.broker import LocalBroker
 from ingest.commands.dlq import DLQ_TRANSACTIONAL_ID
 from ingest.errors import DeliveryError
 from ingest.kafka import (
@@ -38,6 +37,7 @@ from ingest.kafka import (
 from ingest.kafka.config import KafkaSettings, load_settings
 from ingest.kafka.errors import AuthorizationError
 from ingest.kafka.topics import ROLES, TopicSet, load_topic_set
+from ingest.local_broker.broker import LocalBroker
 from ingest.metrics_text import metric_sum
 from ingest.sdk.consent_client import ConsentClient
 from ingest.sdk.publisher import Publisher

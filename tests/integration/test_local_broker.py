@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest import broker as broker_module
-from ingest.broker import LocalBroker
+from ingest.local_broker import broker as broker_module
+from ingest.local_broker.broker import LocalBroker
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,6 @@ import fastavro
 import pytest
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from ingest.broker import LocalBroker, free_port
 from ingest.errors import DeliveryError
 from ingest.kafka import (
     ConsumerOptions,
@@ -30,6 +29,7 @@ from ingest.kafka import (
 from ingest.kafka.base import Delivery
 from ingest.kafka.config import load_settings
 from ingest.kafka.topics import Role, TopicSet, load_topic_set
+from ingest.local_broker.broker import LocalBroker, free_port
 from ingest.sdk.publisher import Publisher
 from ingest.simulator.fleet import Fleet
 from ingest.simulator.simulate import Simulation

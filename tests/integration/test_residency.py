@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.broker import LocalBroker
 from ingest.kafka import Transport, make_transport
 from ingest.kafka.config import load_settings
 from ingest.kafka.topics import TopicSet
+from ingest.local_broker.broker import LocalBroker
 from ingest.metrics_text import Series, metric_sum
 from tests.integration.fault_helpers import build_workload, end_offsets, publish, publish_consents
 from tests.integration.topic_sets import create_topics

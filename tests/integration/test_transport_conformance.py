@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from ingest.broker import LocalBroker
 from ingest.errors import DeliveryError, TransportError
 from ingest.kafka import (
     Consumer,
@@ -33,6 +32,7 @@ from ingest.kafka import (
 from ingest.kafka.base import AclSpec
 from ingest.kafka.config import KafkaSettings, load_settings
 from ingest.kafka.errors import AuthorizationError, FencedError
+from ingest.local_broker.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.broker import LocalBroker, kafka_version, new_cluster_id, render_properties
 from ingest.errors import BrokerError
+from ingest.local_broker.broker import LocalBroker, kafka_version, new_cluster_id, render_properties
 
 USERS = {"admin": "Adm1n-pw-7f3a", "ingest": "Ing3st-pw-91bc", "analyst": "An4lyst-pw-0d2e"}
 

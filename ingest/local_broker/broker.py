@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ingest.errors import BrokerError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 POM_PATH = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J_PATH = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 HOST = "127.0.0.1"
@@ -199,7 +199,9 @@ def render_properties(
                 "admin", admin_pw, {"admin": admin_pw}
             ),
         }
-    lines = ["# Written by ingest.broker for the local development broker; rewritten each start."]
+    lines = [
+        "# Written by ingest.local_broker for the local development broker; rewritten each start."
+    ]
     lines += [f"{key}={value}" for key, value in props.items()]
     return "\n".join(lines) + "\n"
 
