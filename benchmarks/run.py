@@ -28,7 +28,8 @@ from benchmarks.workers import REPO_ROOT
 from benchmarks.workload import create_topics, fast_transport, generate, prepare_prefix
 from consumers.settings import PipelineSettings
 from ingest.errors import BrokerError
-from ingest.local_broker.broker import LocalBroker, kafka_version
+from ingest.local_broker.broker import LocalBroker
+from ingest.local_broker.jars import kafka_version
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_EVENTS = 60_000

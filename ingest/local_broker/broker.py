@@ -1,40 +1,36 @@
-"""The local development Kafka broker: official jars via Maven, one KRaft node in a run folder."""
+"""The local development Kafka broker: one KRaft node in a run folder, started and stopped.
+
+Its jars and java come from `jars`, its configuration from `server_properties`; here
+are the process: storage formatted once, started detached, waited on until it answers,
+started afresh when a port was taken or the JVM vanished, stopped.
+"""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import struct
 import subprocess
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ingest.errors import BrokerError
+from ingest.local_broker.jars import REPO_ROOT, ensure_jars, find_java
+from ingest.local_broker.server_properties import HOST, new_cluster_id, render_properties
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-POM_PATH = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J_PATH = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
-HOST = "127.0.0.1"
 STATE_FILE = "broker.json"
 CONSOLE_FILE = "broker.out"
 PORT_ATTEMPTS = 3
 """Starts tried, with fresh ports, when a picked port was bound by someone else first or
 the JVM vanished without an error."""
 STARTED_LINE = "Kafka Server started"
-_MARKER = ".complete"
-_USER_RE = re.compile(r"[A-Za-z0-9._-]+")
-_PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule required"
 
 
 @dataclass(slots=True, frozen=True)
@@ -56,165 +52,11 @@ class _State:
     rack: str
 
 
-def default_cache_dir() -> Path:
-    """The jar cache outside the repo: `$CONSENTGATE_CACHE` or `~/.cache/consentgate`."""
-    env = os.environ.get("CONSENTGATE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "consentgate"
-
-
-def kafka_version(pom: Path = POM_PATH) -> str:
-    """The `kafka.version` property of the broker pom."""
-    try:
-        root = ET.parse(pom).getroot()
-    except (OSError, ET.ParseError) as exc:
-        raise BrokerError(f"cannot read the Kafka pom {pom}: {exc}") from exc
-    for elem in root.iter():
-        if elem.tag.rsplit("}", 1)[-1] == "kafka.version" and elem.text and elem.text.strip():
-            return elem.text.strip()
-    raise BrokerError(f"no <kafka.version> property in {pom}")
-
-
-def ensure_jars(cache_dir: Path | None = None) -> Path:
-    """Copy the broker's runtime jars into the cache once (Maven) and return the lib folder."""
-    if not POM_PATH.is_file():
-        raise BrokerError(
-            f"Kafka pom not found at {POM_PATH}: the local broker runs from a source checkout"
-        )
-    version = kafka_version(POM_PATH)
-    home = (cache_dir or default_cache_dir()) / f"kafka-{version}"
-    lib, marker = home / "lib", home / _MARKER
-    digest = hashlib.sha256(POM_PATH.read_bytes()).hexdigest()
-    home.mkdir(parents=True, exist_ok=True)
-    with (home.parent / f"kafka-{version}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent first runs fetch once; freed on close
-        if marker.is_file() and marker.read_text().strip() == digest and lib.is_dir():
-            return lib
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise BrokerError("mvn not found: install Maven 3.8+ to fetch the Kafka jars")
-        marker.unlink(missing_ok=True)
-        shutil.rmtree(lib, ignore_errors=True)
-        cmd = [
-            mvn, "-q", "-B", "-Dstyle.color=never", "dependency:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={lib}", "-f", str(POM_PATH),
-        ]  # fmt: skip
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise BrokerError("Maven did not finish fetching the Kafka jars in 900 s") from exc
-        if done.returncode != 0 or not any(lib.glob("kafka_*.jar")):
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-            raise BrokerError(f"Maven could not fetch Kafka {version} jars:\n{tail}")
-        marker.write_text(digest + "\n")
-    return lib
-
-
-def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding, no leading '-'."""
-    while True:
-        cid = base64.urlsafe_b64encode(os.urandom(16)).decode("ascii").rstrip("=")
-        if not cid.startswith("-"):
-            return cid
-
-
 def free_port() -> int:
     """A TCP port on the loopback that was free a moment ago (bind to port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
-
-
-def _jaas(username: str, password: str, users: Mapping[str, str]) -> str:
-    """One PLAIN JAAS line: client credentials plus the users the listener accepts."""
-    accepted = " ".join(f'user_{name}="{pw}"' for name, pw in users.items())
-    return f'{_PLAIN_MODULE} username="{username}" password="{password}" {accepted};'
-
-
-def _check_users(users: Mapping[str, str]) -> None:
-    """Refuse user names or passwords that cannot be written into a JAAS line safely."""
-    if "admin" not in users:
-        raise BrokerError("sasl_users must include 'admin' (the super user)")
-    for name, password in users.items():
-        if not _USER_RE.fullmatch(name):
-            raise BrokerError("SASL user names may only hold letters, digits, '.', '_' and '-'")
-        if not password or any(c in password for c in '"\\') or not password.isprintable():
-            raise BrokerError(
-                f"the password of SASL user {name!r} is empty or holds a quote, "
-                "a backslash or a control character"
-            )
-
-
-def render_properties(
-    *,
-    port: int,
-    controller_port: int,
-    data_dir: Path,
-    rack: str,
-    sasl_users: Mapping[str, str] | None = None,
-    node_id: int = 1,
-) -> str:
-    """The server.properties of a one-node KRaft broker+controller (PLAINTEXT or SASL/PLAIN)."""
-    protocol = "SASL_PLAINTEXT" if sasl_users else "PLAINTEXT"
-    ctl_protocol = "SASL_PLAINTEXT" if sasl_users else "PLAINTEXT"
-    props: dict[str, str | int] = {
-        "process.roles": "broker,controller",
-        "node.id": node_id,
-        "controller.quorum.voters": f"{node_id}@{HOST}:{controller_port}",
-        "listeners": f"{protocol}://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"{protocol}://{HOST}:{port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": protocol,
-        "listener.security.protocol.map": f"{protocol}:{protocol},CONTROLLER:{ctl_protocol}",
-        "log.dirs": str(data_dir),
-        "broker.rack": rack,
-        "num.partitions": 1,
-        "auto.create.topics.enable": "false",
-        "group.initial.rebalance.delay.ms": 0,
-        # One node: without these, transactions and consumer groups fail silently.
-        "offsets.topic.replication.factor": 1,
-        "offsets.topic.num.partitions": 8,
-        "transaction.state.log.replication.factor": 1,
-        "transaction.state.log.min.isr": 1,
-        "transaction.state.log.num.partitions": 8,
-        "share.coordinator.state.topic.replication.factor": 1,
-        "share.coordinator.state.topic.min.isr": 1,
-        "min.insync.replicas": 1,
-        "default.replication.factor": 1,
-    }
-    if sasl_users:
-        _check_users(sasl_users)
-        admin_pw = sasl_users["admin"]
-        props |= {
-            "sasl.enabled.mechanisms": "PLAIN",
-            "sasl.mechanism.inter.broker.protocol": "PLAIN",
-            # The broker registers with its controller over SASL too, else as User:ANONYMOUS.
-            "sasl.mechanism.controller.protocol": "PLAIN",
-            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "allow.everyone.if.no.acl.found": "false",
-            "super.users": "User:admin",
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config": _jaas(
-                "admin", admin_pw, sasl_users
-            ),
-            "listener.name.controller.plain.sasl.jaas.config": _jaas(
-                "admin", admin_pw, {"admin": admin_pw}
-            ),
-        }
-    lines = [
-        "# Written by ingest.local_broker for the local development broker; rewritten each start."
-    ]
-    lines += [f"{key}={value}" for key, value in props.items()]
-    return "\n".join(lines) + "\n"
-
-
-def find_java() -> str:
-    """The `java` executable: `$JAVA_HOME/bin/java` or the one on PATH."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        raise BrokerError("java not found: install a JDK 17+")
-    return found
 
 
 def _api_versions_ok(port: int, timeout_s: float = 2.0) -> bool:

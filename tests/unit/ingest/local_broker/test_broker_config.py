@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import BrokerError
-from ingest.local_broker.broker import LocalBroker, kafka_version, new_cluster_id, render_properties
+from ingest.local_broker.broker import LocalBroker
+from ingest.local_broker.jars import kafka_version
+from ingest.local_broker.server_properties import new_cluster_id, render_properties
 
 USERS = {"admin": "Adm1n-pw-7f3a", "ingest": "Ing3st-pw-91bc", "analyst": "An4lyst-pw-0d2e"}
 
