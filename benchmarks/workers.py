@@ -85,7 +85,7 @@ def start_workers(
     for index in range(count):
         log_path = log_dir / f"{prefix.strip('.')}-worker-{index}.log"
         cmd = [
-            sys.executable, "-m", "ingest.cli", "run",
+            sys.executable, "-m", "ingest.cli.main", "run",
             "--bootstrap", bootstrap, "--prefix", prefix, "--group", group,
             "--worker-index", str(index), "--metrics-port", str(base), "--demo",
             "--log-level", "warning", *extra,

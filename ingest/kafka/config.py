@@ -44,7 +44,7 @@ ENV_PREFIX = "CONSENTGATE_"
 OTHER_VARIABLES = frozenset(
     {
         "CONSENTGATE_TOPIC_PREFIX",  # ingest.kafka.topics
-        "CONSENTGATE_RUN_DIR",  # local broker state: ingest.kafka.config, ingest.commands.broker
+        "CONSENTGATE_RUN_DIR",  # local broker state: ingest.kafka.config, ingest.cli.broker
         "CONSENTGATE_CACHE",  # the local broker's jar cache: ingest.local_broker.jars
         "CONSENTGATE_TEST_DOCKER",  # the test suite: tests/conftest.py
     }

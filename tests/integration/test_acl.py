@@ -25,7 +25,7 @@ from consumers.consent_changes import (
 )
 from consumers.pipeline import Rejected
 from consumers.route import Router
-from ingest.commands.dlq import DLQ_TRANSACTIONAL_ID
+from ingest.cli.dlq import DLQ_TRANSACTIONAL_ID
 from ingest.errors import DeliveryError
 from ingest.kafka import (
     ConsumerOptions,
@@ -94,7 +94,7 @@ def secured(sasl_broker: tuple[str, dict[str, str]]) -> tuple[str, dict[str, str
     env = {**os.environ, **_env(bootstrap, "admin", passwords["admin"])}
     for action in ("create", "acls"):
         done = subprocess.run(
-            [sys.executable, "-m", "ingest.cli", "topics", action, "--prefix", "acl."],
+            [sys.executable, "-m", "ingest.cli.main", "topics", action, "--prefix", "acl."],
             capture_output=True, text=True, env=env, timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -214,7 +214,7 @@ def test_pipeline_runs_with_only_its_own_grants(
 def _dlq(bootstrap: str, password: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **_env(bootstrap, "consentgate-ops", password)}
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "dlq", *args, "--prefix", "acl."],
+        [sys.executable, "-m", "ingest.cli.main", "dlq", *args, "--prefix", "acl."],
         capture_output=True, text=True, env=env, timeout=180, check=False,
     )  # fmt: skip
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.commands.publish import MAX_DEPTH, MAX_LINE_BYTES
-from ingest.commands.simulate import json_line
+from ingest.cli.publish import MAX_DEPTH, MAX_LINE_BYTES
+from ingest.cli.simulate import json_line
 from ingest.kafka import Transport
 from ingest.kafka.topics import TopicSet
 from ingest.simulator.fleet import Fleet
@@ -37,7 +37,7 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run `consentgate ARGS` as a child process from the repository root."""
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args],
+        [sys.executable, "-m", "ingest.cli.main", *args],
         capture_output=True,
         text=True,
         cwd=REPO,

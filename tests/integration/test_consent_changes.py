@@ -277,7 +277,7 @@ def test_two_services_changing_one_user_at_once_lose_no_change(
         for _ in range(2):
             done = subprocess.run(
                 [
-                    sys.executable, "-m", "ingest.cli", "consent", "grant", user,
+                    sys.executable, "-m", "ingest.cli.main", "consent", "grant", user,
                     "--category", "installed_apps", "--change-id", "cli-1",
                     "--bootstrap", kafka_bootstrap, "--prefix", topic_set.prefix,
                 ],

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from ingest.commands.dlq import (
+from ingest.cli.dlq import (
     DLQ_TRANSACTIONAL_ID,
     Selection,
     plan_replay,
@@ -140,7 +140,7 @@ def dead_letters(
 
 def _cli(bootstrap: str, topics: TopicSet, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "dlq", *args,
+        [sys.executable, "-m", "ingest.cli.main", "dlq", *args,
          "--bootstrap", bootstrap, "--prefix", topics.prefix],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip

@@ -93,7 +93,7 @@ def test_scraped_metrics_balance_and_name_every_dashboard_series(
 def test_tail_refuses_a_raw_topic_with_one_line(kafka_bootstrap: str, topic_set: TopicSet) -> None:
     done = subprocess.run(
         [
-            sys.executable, "-m", "ingest.cli", "tail", topic_set.name("raw_device"),
+            sys.executable, "-m", "ingest.cli.main", "tail", topic_set.name("raw_device"),
             "--bootstrap", kafka_bootstrap, "--prefix", topic_set.prefix,
         ],
         capture_output=True, text=True, timeout=60, check=False,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.commands.connection import instant_ms
+from ingest.cli.connection import instant_ms
 from ingest.kafka import Transport
 from ingest.kafka.topics import TopicSet
 from ingest.simulator.fleet import Fleet

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def _cli(*args: str, bootstrap: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args, "--bootstrap", bootstrap],
+        [sys.executable, "-m", "ingest.cli.main", *args, "--bootstrap", bootstrap],
         capture_output=True,
         text=True,
         timeout=120,

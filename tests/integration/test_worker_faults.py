@@ -287,7 +287,7 @@ def test_run_with_two_workers_starts_two_ready_processes_that_stop_on_sigterm(
         publish_consents(transport, topics, workload)
         publish(transport, topics, workload.closers)
         cmd = [
-            sys.executable, "-m", "ingest.cli", "run", "--workers", "2",
+            sys.executable, "-m", "ingest.cli.main", "run", "--workers", "2",
             "--bootstrap", kafka_bootstrap, "--prefix", topics.prefix, "--group", group_id,
             "--metrics-port", str(two_ports), "--demo", *KANON,
         ]  # fmt: skip

@@ -103,7 +103,7 @@ def start_worker(
     port = free_port()
     log_path = log_dir / f"worker-{index}-{port}.log"
     cmd = [
-        sys.executable, "-m", "ingest.cli", "run",
+        sys.executable, "-m", "ingest.cli.main", "run",
         "--bootstrap", bootstrap, "--prefix", topics.prefix,
         "--group", group, "--worker-index", str(index),
         "--metrics-port", str(port - index), "--demo",

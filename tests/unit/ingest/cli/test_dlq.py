@@ -14,9 +14,8 @@ import pytest
 
 from consumers.pipeline import Rejected
 from consumers.route import DEAD_LETTER_PAYLOAD_CAP, Router
-from ingest.cli import build_parser
-from ingest.commands import dlq
-from ingest.commands.dlq import (
+from ingest.cli import dlq
+from ingest.cli.dlq import (
     Letter,
     Plan,
     Selection,
@@ -31,6 +30,7 @@ from ingest.commands.dlq import (
     replay_transactions,
     replayed_identities,
 )
+from ingest.cli.main import build_parser
 from ingest.errors import TransportError
 from ingest.kafka import Message
 from ingest.kafka.base import Headers
@@ -283,7 +283,7 @@ def test_a_failed_transaction_is_aborted_and_the_error_raised_after_earlier_comm
 
 
 def test_dead_letters_live_exactly_as_long_as_the_raw_records() -> None:
-    path = Path(__file__).resolve().parents[3] / "ingest" / "kafka" / "topics.toml"
+    path = Path(__file__).resolve().parents[4] / "ingest" / "kafka" / "topics.toml"
     topics = tomllib.loads(path.read_text(encoding="utf-8"))["topics"]
     raw = {topics["raw_device"]["retention_ms"], topics["raw_log"]["retention_ms"]}
     assert raw == {86_400_000}

@@ -13,21 +13,21 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ingest.commands.arguments import (
+from ingest.cli.arguments import (
     check_port_range,
     non_negative_float,
     port,
     positive_float,
     positive_int,
 )
-from ingest.commands.simulate import publish_paced
+from ingest.cli.run_summary import summary_table
+from ingest.cli.simulate import publish_paced
 from ingest.errors import CommandError
 from ingest.kafka import make_transport
 from ingest.kafka.config import load_settings
 from ingest.kafka.topics import ROLES, load_topic_set
 from ingest.local_broker.broker import LocalBroker
 from ingest.metrics_text import Samples, merge, metric_sum, parse_exposition
-from ingest.run_summary import summary_table
 from ingest.sdk.publisher import Publisher
 from ingest.simulator.fleet import Fleet
 from ingest.simulator.simulate import Simulation
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         with log_path.open("wb") as log:
             workers = subprocess.Popen(
                 [
-                    sys.executable, "-m", "ingest.cli", "run", "--bootstrap", bootstrap,
+                    sys.executable, "-m", "ingest.cli.main", "run", "--bootstrap", bootstrap,
                     "--workers", str(args.workers), "--demo", "--k", str(args.k),
                     "--max-delay", str(args.max_delay), "--metrics-port", str(args.metrics_port),
                 ],

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.commands.connection import (
+from ingest.cli.connection import (
     add_connection_args,
     instant_ms,
     topics_from_args,

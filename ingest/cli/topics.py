@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ingest.commands.arguments import int_between, positive_int
-from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
+from ingest.cli.arguments import int_between, positive_int
+from ingest.cli.connection import add_connection_args, topics_from_args, transport_from_args
 from ingest.kafka.acl import load_acls
 from ingest.kafka.topics import ROLES, drift, load_topic_set
 

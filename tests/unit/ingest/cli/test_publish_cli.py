@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ingest.cli import build_parser
-from ingest.commands import publish, simulate
-from ingest.commands.connection import instant_ms
-from ingest.commands.simulate import FIXED_START, Tally, json_line
+from ingest.cli import publish, simulate
+from ingest.cli.connection import instant_ms
+from ingest.cli.main import build_parser
+from ingest.cli.simulate import FIXED_START, Tally, json_line
 from ingest.errors import validation_problems
 from ingest.simulator.fleet import Fleet
 from ingest.simulator.simulate import Item, Simulation

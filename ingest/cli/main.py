@@ -32,15 +32,15 @@ from schemas.errors import ConsentgateError
 
 # The explicit list of subcommands: adding one is a module plus one line here.
 COMMANDS: tuple[str, ...] = (
-    "ingest.commands.broker",
-    "ingest.commands.topics",
-    "ingest.commands.publish",
-    "ingest.commands.consent",
-    "ingest.commands.run",
-    "ingest.commands.tail",
-    "ingest.commands.demo",
-    "ingest.commands.simulate",
-    "ingest.commands.dlq",
+    "ingest.cli.broker",
+    "ingest.cli.topics",
+    "ingest.cli.publish",
+    "ingest.cli.consent",
+    "ingest.cli.run",
+    "ingest.cli.tail",
+    "ingest.cli.demo",
+    "ingest.cli.simulate",
+    "ingest.cli.dlq",
 )
 
 EXIT_OK = 0

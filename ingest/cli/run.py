@@ -11,14 +11,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ingest.commands.arguments import (
+from ingest.cli.arguments import (
     check_port_range,
     non_negative_float,
     non_negative_int,
     port_or_any,
     positive_int,
 )
-from ingest.commands.connection import add_connection_args, settings_from_args, topics_from_args
+from ingest.cli.connection import add_connection_args, settings_from_args, topics_from_args
 from ingest.errors import ConfigError, UsageError
 from ingest.kafka import make_transport
 from ingest.kafka.config import load_settings
@@ -152,7 +152,7 @@ def _supervise(args: argparse.Namespace) -> int:
     """Start N workers as child processes; forward SIGTERM/SIGINT; wait for all."""
     argv = [a for a in sys.argv[1:]]
     children: list[subprocess.Popen[bytes]] = []
-    base = [sys.executable, "-m", "ingest.cli", *_without_workers(argv)]
+    base = [sys.executable, "-m", "ingest.cli.main", *_without_workers(argv)]
     for index in range(args.workers):
         children.append(subprocess.Popen([*base, "--worker-index", str(index)]))
     print(f"started {args.workers} workers", file=sys.stderr)

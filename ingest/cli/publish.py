@@ -21,9 +21,9 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
+from ingest.cli.connection import add_connection_args, topics_from_args, transport_from_args
+from ingest.cli.progress import Progress
 from ingest.errors import DeliveryError, PublishError, UsageError, validation_problems
-from ingest.progress import Progress
 from ingest.sdk.publisher import Publisher
 from schemas.errors import EncodeError
 

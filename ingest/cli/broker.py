@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ingest.commands.arguments import port
+from ingest.cli.arguments import port
 from ingest.local_broker.broker import LocalBroker
 
 NAME = "broker"

@@ -28,8 +28,8 @@ from consumers.consent_changes import (
     WithdrawGuardian,
     WithdrawPurpose,
 )
-from ingest.commands.arguments import int_between, positive_float
-from ingest.commands.connection import (
+from ingest.cli.arguments import int_between, positive_float
+from ingest.cli.connection import (
     add_connection_args,
     instant_ms,
     topics_from_args,

@@ -7,8 +7,8 @@ import json
 import sys
 
 from consumers.reader import ReaderError, read_anonymized, resolve_topic
-from ingest.commands.arguments import non_negative_int, positive_float
-from ingest.commands.connection import add_connection_args, topics_from_args, transport_from_args
+from ingest.cli.arguments import non_negative_int, positive_float
+from ingest.cli.connection import add_connection_args, topics_from_args, transport_from_args
 from ingest.errors import UsageError
 
 NAME = "tail"

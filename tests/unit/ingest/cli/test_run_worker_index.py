@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ingest import cli
-from ingest.commands import run
+from ingest.cli import run
+from ingest.cli.main import build_parser
 
 
 def _settings(argv: list[str]) -> int:
-    args = cli.build_parser([run]).parse_args(["run", "--demo", *argv])
+    args = build_parser([run]).parse_args(["run", "--demo", *argv])
     return run.worker_settings(args).worker_index
 
 

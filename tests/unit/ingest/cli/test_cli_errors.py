@@ -1,7 +1,7 @@
 """The exit-status rule: a user mistake is one line and 2, a runtime failure one line and 1.
 
 Every case here fails before any network call, so no broker is needed. The expected
-statuses are the README's rule written out, not read from `ingest.cli`.
+statuses are the README's rule written out, not read from `ingest.cli.main`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest import cli
-from ingest.commands import topics
+from ingest.cli import topics
+from ingest.cli.main import main
 from ingest.errors import (
     AuthenticationError,
     BrokerError,
@@ -26,7 +26,7 @@ from ingest.errors import (
 from ingest.kafka.errors import AuthorizationError, UnreachableError
 from schemas.errors import SchemaError
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 GOOD_KEY = "k3y-from-the-vault-0123456789"
 
 
@@ -50,7 +50,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def _consentgate(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:
     """Run the CLI in this process: (exit status, stderr lines)."""
     try:
-        status = cli.main(list(argv))
+        status = main(list(argv))
     except SystemExit as exc:  # argparse mistakes leave through SystemExit
         status = int(exc.code or 0)
     return status, capsys.readouterr().err.splitlines()
@@ -144,7 +144,7 @@ def test_the_line_names_the_option_or_setting(
 
 def test_a_mistake_is_one_line_in_a_real_process_too() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "simulate", "--metrics-port", "70000"],
+        [sys.executable, "-m", "ingest.cli.main", "simulate", "--metrics-port", "70000"],
         capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 2

@@ -22,15 +22,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from ingest.commands.arguments import non_negative_int, port, positive_float, positive_int
-from ingest.commands.connection import (
+from ingest.cli.arguments import non_negative_int, port, positive_float, positive_int
+from ingest.cli.connection import (
     add_connection_args,
     instant_ms,
     topics_from_args,
     transport_from_args,
 )
+from ingest.cli.progress import Progress
 from ingest.errors import DeliveryError, TransportError, UsageError
-from ingest.progress import Progress
 from ingest.sdk.publisher import Publisher
 from ingest.simulator.fleet import Fleet
 from ingest.simulator.simulate import Item, Simulation
