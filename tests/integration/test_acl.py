@@ -25,7 +25,7 @@ from consumers.consent_changes import (
 )
 from consumers.pipeline import Rejected
 from consumers.route import Router
-from ingest.cli.dlq import DLQ_TRANSACTIONAL_ID
+from ingest.cli.dlq_replay import DLQ_TRANSACTIONAL_ID
 from ingest.errors import DeliveryError
 from ingest.kafka import (
     ConsumerOptions,

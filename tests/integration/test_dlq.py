@@ -21,11 +21,10 @@ from typing import Any
 
 import pytest
 
-from ingest.cli.dlq import (
+from ingest.cli.dlq_letters import Selection, read_letters
+from ingest.cli.dlq_replay import (
     DLQ_TRANSACTIONAL_ID,
-    Selection,
     plan_replay,
-    read_letters,
     replay_transactions,
     replayed_identities,
 )

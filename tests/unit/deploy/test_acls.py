@@ -10,7 +10,7 @@ from typing import Any
 from kafka.admin import ACLOperation, ACLResourcePatternType, ResourceType
 
 from consumers.settings import PipelineSettings
-from ingest.cli.dlq import DLQ_TRANSACTIONAL_ID
+from ingest.cli.dlq_replay import DLQ_TRANSACTIONAL_ID
 
 REPO = Path(__file__).resolve().parents[3]
 ACLS = REPO / "deploy" / "acl" / "acls.toml"

@@ -15,17 +15,14 @@ import pytest
 from consumers.pipeline import Rejected
 from consumers.route import DEAD_LETTER_PAYLOAD_CAP, Router
 from ingest.cli import dlq
-from ingest.cli.dlq import (
-    Letter,
+from ingest.cli.dlq import count_lines, listing_line, parse_positions
+from ingest.cli.dlq_letters import Letter, Selection, read_letters
+from ingest.cli.dlq_replay import (
     Plan,
-    Selection,
     chunks,
-    count_lines,
     expired_log_keys,
-    listing_line,
-    parse_positions,
+    log_entry,
     plan_replay,
-    read_letters,
     replay_summary,
     replay_transactions,
     replayed_identities,
@@ -150,7 +147,7 @@ def test_an_unreadable_dead_letter_is_counted_not_fatal() -> None:
 
 
 def _log(*pairs: tuple[Letter, int]) -> dict[bytes, bytes | None]:
-    return {letter.log_key: dlq.log_entry(letter, at) for letter, at in pairs}
+    return {letter.log_key: log_entry(letter, at) for letter, at in pairs}
 
 
 def test_a_replay_skips_what_the_log_holds_and_refuses_what_was_cut() -> None:
