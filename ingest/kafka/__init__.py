@@ -1,4 +1,12 @@
-"""The Kafka boundary: pick a transport implementation by configuration."""
+"""The Kafka boundary: everything that talks to a cluster; the transport picked by configuration.
+
+`base` is the one narrow interface (`Transport` and the protocols it hands out),
+`kafka_python*` and `confluent*` its two implementations, `errors` the errors both
+raise. Beside them: `config` (connection settings), `topics` and `topics.toml` (the
+topic set), `acl` (the ACLs of deploy/acl/acls.toml), `topic_reader` and
+`consent_store` (reading a topic to its end, the consent record). This module exports
+the interface's names and `make_transport`.
+"""
 
 from __future__ import annotations
 
