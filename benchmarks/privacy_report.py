@@ -49,14 +49,14 @@ from consumers.kanon import KAnonymityWindow, PendingEntry
 from consumers.regroup import RegroupKeys
 from consumers.release_policy import ReleasePlan
 from consumers.scrub import scrub
-from ingest.broker import LocalBroker
-from ingest.fleet import Fleet
+from ingest.kafka import ProducerOptions, Transport
+from ingest.kafka.topic_reader import read_messages
+from ingest.kafka.topics import TopicSet, load_topic_set
+from ingest.local_broker.broker import LocalBroker
 from ingest.metrics_text import merge, metric_sum, quantile_of
-from ingest.publisher import Publisher
-from ingest.simulate import Simulation
-from ingest.topic_reader import read_messages
-from ingest.topics import TopicSet, load_topic_set
-from ingest.transport import ProducerOptions, Transport
+from ingest.sdk.publisher import Publisher
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 
 RESULTS = Path(__file__).resolve().parent / "results" / "privacy.json"
 ANALYST = {"anon_device": "device_event", "anon_log": "log_event"}
@@ -128,7 +128,7 @@ def _plans(min_policy: int) -> tuple[Any, dict[str, ReleasePlan]]:
 
 RAW_PARTITIONS = 6
 REPARTITION_PARTITIONS = 12
-"""As in ingest/topics.toml: raw topics keyed by user, the repartition topic by region."""
+"""As in ingest/kafka/topics.toml: raw topics keyed by user, the repartition topic by region."""
 
 
 def _worker_of(

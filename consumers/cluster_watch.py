@@ -21,8 +21,8 @@ from consumers import metrics as m
 from consumers.health import HealthState
 from consumers.residency import ResidencyResult
 from ingest.errors import TransportError
-from ingest.transport import Admin, Transport
-from ingest.transport.base import BrokerInfo
+from ingest.kafka import Admin, Transport
+from ingest.kafka.base import BrokerInfo
 
 log = logging.getLogger(__name__)
 

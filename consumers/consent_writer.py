@@ -12,7 +12,7 @@ id; a crashed one is replaced by the partitions' next owner, which reloads the
 records from the compacted topic and resumes from the committed offsets.
 
 A change whose record already holds its id (a retry) rewrites the record unchanged,
-so a caller waiting for its change to show (`ingest.consent_client`) always sees it.
+so a caller waiting for its change to show (`ingest.sdk.consent_client`) always sees it.
 The changes topic and the consent topic must have as many partitions (a user's
 change and record then share a partition number).
 """
@@ -25,10 +25,8 @@ from typing import Any
 
 from consumers import metrics as m
 from consumers.consent_changes import ConsentChangeError, record_change
-from ingest.consent_store import read_partition
 from ingest.errors import TransportError
-from ingest.topics import TopicSet
-from ingest.transport import (
+from ingest.kafka import (
     Consumer,
     ConsumerOptions,
     Message,
@@ -37,7 +35,9 @@ from ingest.transport import (
     TopicPartition,
     Transport,
 )
-from ingest.transport.errors import FencedError
+from ingest.kafka.consent_store import read_partition
+from ingest.kafka.errors import FencedError
+from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
 from schemas.errors import ConsentgateError, DecodeError
 

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ingest.transport.base import Message
+from ingest.kafka.base import Message
 
 log = logging.getLogger(__name__)
 

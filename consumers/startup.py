@@ -29,8 +29,8 @@ from consumers.route import Router
 from consumers.scrub import scrub
 from consumers.settings import PipelineSettings
 from ingest.errors import TransportError
-from ingest.topics import TopicSet
-from ingest.transport import ConsumerOptions, Transport
+from ingest.kafka import ConsumerOptions, Transport
+from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
 
 log = logging.getLogger(__name__)

@@ -32,9 +32,9 @@ from consumers.route import OutRecord, Router
 from consumers.settings import PipelineSettings
 from consumers.txn import Txn
 from ingest.errors import TransportError
-from ingest.transport import Consumer, Producer, ProducerOptions, Transport
-from ingest.transport.base import TopicPartition
-from ingest.transport.errors import FencedError
+from ingest.kafka import Consumer, Producer, ProducerOptions, Transport
+from ingest.kafka.base import TopicPartition
+from ingest.kafka.errors import FencedError
 
 log = logging.getLogger(__name__)
 

@@ -53,10 +53,10 @@ from consumers.regroup import RegroupKeys
 from consumers.settings import PipelineSettings
 from consumers.transactions import Transactions
 from ingest.errors import TransportError
-from ingest.topics import TopicSet
-from ingest.transport import Consumer, ConsumerOptions, Transport
-from ingest.transport.base import Message, TopicPartition
-from ingest.transport.errors import FencedError
+from ingest.kafka import Consumer, ConsumerOptions, Transport
+from ingest.kafka.base import Message, TopicPartition
+from ingest.kafka.errors import FencedError
+from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
 from schemas.registry import default_registry
 

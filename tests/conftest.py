@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from ingest.config import KafkaSettings, load_settings
-from ingest.topics import TopicSet
-from ingest.transport import Transport, make_transport
+from ingest.kafka import Transport, make_transport
+from ingest.kafka.config import KafkaSettings, load_settings
+from ingest.kafka.topics import TopicSet
 from tests.integration.topic_sets import fresh_topic_set
 
 # No wall-clock limits in tests: Hypothesis's default 200 ms deadline per example failed
@@ -57,7 +57,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    from ingest.broker import LocalBroker
+    from ingest.local_broker.broker import LocalBroker
 
     run_dir = tmp_path_factory.mktemp("kafka")
     broker = LocalBroker(run_dir=Path(run_dir))

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.fleet import Fleet
+from ingest.kafka import Transport
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import declared_series, metric_sum
-from ingest.publisher import Publisher
-from ingest.simulate import Simulation
-from ingest.topics import TopicSet
-from ingest.transport import Transport
+from ingest.sdk.publisher import Publisher
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from tests.integration.fault_helpers import accounting, held
 from tests.integration.worker_harness import running_worker, wait_for
 from tests.unit.deploy.promql import (
@@ -93,7 +93,7 @@ def test_scraped_metrics_balance_and_name_every_dashboard_series(
 def test_tail_refuses_a_raw_topic_with_one_line(kafka_bootstrap: str, topic_set: TopicSet) -> None:
     done = subprocess.run(
         [
-            sys.executable, "-m", "ingest.cli", "tail", topic_set.name("raw_device"),
+            sys.executable, "-m", "ingest.cli.main", "tail", topic_set.name("raw_device"),
             "--bootstrap", kafka_bootstrap, "--prefix", topic_set.prefix,
         ],
         capture_output=True, text=True, timeout=60, check=False,

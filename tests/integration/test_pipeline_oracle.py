@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from ingest.kafka import ProducerOptions, Transport
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import by_label
-from ingest.publisher import Publisher
-from ingest.topics import TopicSet
-from ingest.transport import ProducerOptions, Transport
+from ingest.sdk.publisher import Publisher
 from schemas.codec import Codec
 from tests.integration.fault_helpers import accounting, held
 from tests.integration.pipeline_scenario import (

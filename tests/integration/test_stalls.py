@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from ingest.broker import LocalBroker, free_port
-from ingest.config import load_settings
 from ingest.errors import BrokerError
+from ingest.kafka import ProducerOptions, Transport, make_transport
+from ingest.kafka.config import load_settings
+from ingest.kafka.topics import ROLES, TopicSet, load_topic_set
+from ingest.local_broker.broker import LocalBroker, free_port
 from ingest.metrics_text import Samples, metric_sum
-from ingest.topics import ROLES, TopicSet, load_topic_set
-from ingest.transport import ProducerOptions, Transport, make_transport
 from schemas.codec import Codec
 from tests.integration.fault_helpers import (
     assert_accounting,

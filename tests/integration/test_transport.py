@@ -12,14 +12,14 @@ import uuid
 
 import pytest
 
-from ingest.config import KafkaSettings
-from ingest.transport import (
+from ingest.kafka import (
     ConsumerOptions,
     ProducerOptions,
     TopicPartition,
     Transport,
     make_transport,
 )
+from ingest.kafka.config import KafkaSettings
 from tests.integration.test_transport_conformance import new_topics, read, reader
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """Every method of the Kafka boundary behaves alike on both clients, against the real broker.
 
 Each test runs once per client library (the `client` fixture). Together they call every
-method of `ingest.transport.base`'s protocols (the last test keeps it so); where a value
+method of `ingest.kafka.base`'s protocols (the last test keeps it so); where a value
 is known from the log, it is asserted exactly, so both clients must give the same one.
 Comparisons that need both clients in one test are in test_transport.py.
 """
@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.broker import LocalBroker
-from ingest.config import KafkaSettings, load_settings
 from ingest.errors import DeliveryError, TransportError
-from ingest.transport import (
+from ingest.kafka import (
     Consumer,
     ConsumerOptions,
     Message,
@@ -31,8 +29,10 @@ from ingest.transport import (
     base,
     make_transport,
 )
-from ingest.transport.base import AclSpec
-from ingest.transport.errors import AuthorizationError, FencedError
+from ingest.kafka.base import AclSpec
+from ingest.kafka.config import KafkaSettings, load_settings
+from ingest.kafka.errors import AuthorizationError, FencedError
+from ingest.local_broker.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from ingest.kafka import Transport
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import metric_sum
-from ingest.topics import TopicSet
-from ingest.transport import Transport
 from tests.integration.fault_helpers import (
     Feeder,
     Marker,
@@ -334,7 +334,7 @@ def test_run_with_two_workers_starts_two_ready_processes_that_stop_on_sigterm(
         publish_consents(transport, topics, workload)
         publish(transport, topics, workload.closers)
         cmd = [
-            sys.executable, "-m", "ingest.cli", "run", "--workers", "2",
+            sys.executable, "-m", "ingest.cli.main", "run", "--workers", "2",
             "--bootstrap", kafka_bootstrap, "--prefix", topics.prefix, "--group", group_id,
             "--metrics-port", str(two_ports), "--demo", *KANON,
         ]  # fmt: skip

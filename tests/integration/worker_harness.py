@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.kafka import Message, Transport
+from ingest.kafka.topic_reader import read_messages
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import Samples, parse_exposition
-from ingest.topic_reader import read_messages
-from ingest.topics import TopicSet
-from ingest.transport import Message, Transport
 
 
 def free_port() -> int:
@@ -103,7 +103,7 @@ def start_worker(
     port = free_port()
     log_path = log_dir / f"worker-{index}-{port}.log"
     cmd = [
-        sys.executable, "-m", "ingest.cli", "run",
+        sys.executable, "-m", "ingest.cli.main", "run",
         "--bootstrap", bootstrap, "--prefix", topics.prefix,
         "--group", group, "--worker-index", str(index),
         "--metrics-port", str(port - index), "--demo",

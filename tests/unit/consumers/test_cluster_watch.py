@@ -9,7 +9,7 @@ from consumers.cluster_watch import ClusterWatch
 from consumers.health import HealthState
 from consumers.residency import check_residency
 from ingest.errors import TransportError
-from ingest.transport.base import BrokerInfo
+from ingest.kafka.base import BrokerInfo
 
 
 class _Admin:

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 import pytest
 from prometheus_client import REGISTRY
 
-from ingest.topics import TopicSet
-from ingest.transport import TopicPartition
+from ingest.kafka import TopicPartition
+from ingest.kafka.topics import TopicSet
 from tests.integration.fault_helpers import (
     Feeder,
     Workload,

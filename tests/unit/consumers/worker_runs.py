@@ -24,10 +24,10 @@ from consumers.checkpoint import decode_chunk
 from consumers.route import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from consumers.settings import PipelineSettings
 from consumers.worker import Worker
-from ingest.consent_store import read_partition
-from ingest.topics import ROLES, TopicSet, load_topic_set
-from ingest.transport import TopicPartition
-from ingest.transport.base import Headers
+from ingest.kafka import TopicPartition
+from ingest.kafka.base import Headers
+from ingest.kafka.consent_store import read_partition
+from ingest.kafka.topics import ROLES, TopicSet, load_topic_set
 from tests.integration.fault_helpers import (
     Marker,
     Workload,
