@@ -15,9 +15,9 @@ import pytest
 
 from consumers.consent_changes import GrantPurpose
 from consumers.consent_writer import ConsentWriter
-from ingest.consent_client import ConsentClient
-from ingest.consent_store import read_partition
-from ingest.topics import ROLES, TopicSet, load_topic_set
+from ingest.kafka.consent_store import read_partition
+from ingest.kafka.topics import ROLES, TopicSet, load_topic_set
+from ingest.sdk.consent_client import ConsentClient
 from schemas.codec import Codec
 from schemas.registry import default_registry
 from tests.integration.worker_harness import wait_for
