@@ -62,7 +62,7 @@ def make_transport(settings: KafkaSettings) -> Transport:
 if TYPE_CHECKING:
     # Static conformance: mypy fails here when either implementation lacks a protocol
     # method or one's signature drifted (tests/unit/ingest/kafka/test_transport_protocol.py
-    # checks the same at run time, tests/integration/test_transport_conformance.py the
+    # checks the same at run time, tests/integration/test_transport_conformance_*.py the
     # behaviour).
     from ingest.kafka import confluent as _ck
     from ingest.kafka import confluent_admin as _ck_admin
