@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.privacy_oracle import Candidate, Index, candidates, utility
+from benchmarks.privacy_oracle import Candidate, Index, candidates
+from benchmarks.privacy_utility import utility
 from benchmarks.workers import WorkerProc, input_partitions, start_workers, wait_assigned
 from benchmarks.workload import create_topics, fast_transport
 from consumers.anonymization_config import load_policy
