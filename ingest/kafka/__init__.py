@@ -62,10 +62,12 @@ def make_transport(settings: KafkaSettings) -> Transport:
 if TYPE_CHECKING:
     # Static conformance: mypy fails here when either implementation lacks a protocol
     # method or one's signature drifted (tests/unit/ingest/kafka/test_transport_protocol.py
-    # checks the same at run time, tests/integration/test_transport_conformance.py the
+    # checks the same at run time, tests/integration/test_transport_conformance_*.py the
     # behaviour).
     from ingest.kafka import confluent as _ck
     from ingest.kafka import confluent_admin as _ck_admin
+    from ingest.kafka import confluent_consumer as _ck_consumer
+    from ingest.kafka import confluent_producer as _ck_producer
     from ingest.kafka import kafka_python as _kp
     from ingest.kafka import kafka_python_admin as _kp_admin
 
@@ -76,7 +78,7 @@ if TYPE_CHECKING:
     _kp_admin_: type[Admin] = _kp_admin.KafkaPythonAdmin
 
     _ck_transport: type[Transport] = _ck.ConfluentTransport
-    _ck_producer: type[Producer] = _ck.ConfluentProducer
-    _ck_delivery: type[Delivery] = _ck._Delivery
-    _ck_consumer: type[Consumer] = _ck.ConfluentConsumer
+    _ck_producer_: type[Producer] = _ck_producer.ConfluentProducer
+    _ck_delivery: type[Delivery] = _ck_producer._Delivery
+    _ck_consumer_: type[Consumer] = _ck_consumer.ConfluentConsumer
     _ck_admin_: type[Admin] = _ck_admin.ConfluentAdmin

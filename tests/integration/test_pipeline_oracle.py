@@ -2,7 +2,7 @@
 
 Consent records are published and acknowledged before the events they govern; a second wave
 of withdrawals follows once the first wave of events has left the pipeline, and then events
-collected before those withdrawals. The oracle (tests.integration.pipeline_scenario) says,
+collected before those withdrawals. The oracle (tests.integration.scenario_oracle) says,
 for each event, pass or the first drop reason and which sensitive categories survive.
 Passing events pair up on an app version of their own (two persons each, every other
 released value equal), so with k = 2 each pair leaves as one group that names it, and
@@ -25,20 +25,17 @@ from ingest.metrics_text import by_label
 from ingest.sdk.publisher import Publisher
 from schemas.codec import Codec
 from tests.integration.fault_helpers import accounting, held
-from tests.integration.pipeline_scenario import (
-    CATEGORIES,
-    Rules,
-    UserScript,
+from tests.integration.pipeline_scenario import build_scenario, scenario_start
+from tests.integration.scenario_oracle import expectations
+from tests.integration.scenario_records import (
     build_event,
-    build_scenario,
     consent_records,
-    expectations,
     iter_events,
     pair_versions,
     released_shape,
     removed_fields,
-    scenario_start,
 )
+from tests.integration.scenario_types import CATEGORIES, Rules, UserScript
 from tests.integration.worker_harness import WorkerProcess, dump, read_topic, start_worker, wait_for
 
 pytestmark = pytest.mark.integration

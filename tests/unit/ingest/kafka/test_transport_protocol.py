@@ -15,13 +15,11 @@ pytest.importorskip("confluent_kafka", reason="the librdkafka extra is not insta
 
 from ingest.kafka import base, make_transport
 from ingest.kafka.config import load_settings
-from ingest.kafka.confluent import (
-    ConfluentConsumer,
-    ConfluentProducer,
-    ConfluentTransport,
-)
-from ingest.kafka.confluent import _Delivery as ConfluentDelivery
+from ingest.kafka.confluent import ConfluentTransport
 from ingest.kafka.confluent_admin import ConfluentAdmin
+from ingest.kafka.confluent_consumer import ConfluentConsumer
+from ingest.kafka.confluent_producer import ConfluentProducer
+from ingest.kafka.confluent_producer import _Delivery as ConfluentDelivery
 from ingest.kafka.kafka_python import (
     KafkaPythonConsumer,
     KafkaPythonProducer,
