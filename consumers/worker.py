@@ -191,6 +191,10 @@ class Worker:
                 )
             )
             self._txns.start(self._consumer)
+            if not startup.wait_for_inputs(
+                self._consumer, self._inputs, self.health, self.stop_event
+            ):
+                return 0
             self._consumer.subscribe(self._inputs, self._owned.on_assign, self._owned.on_revoke)
             self._loop()
             return 0
