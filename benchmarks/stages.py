@@ -12,8 +12,10 @@ and serve to rank functions, the timed stages give the costs.
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import io
+import json
 import pstats
 import random
 import threading
@@ -21,17 +23,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.workload import Encoded, Workload, create_topics, produce
+from benchmarks.workload import Encoded, Workload, create_topics, generate, produce
 from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
-from consumers.checkpoint import decode_entry, entry_bytes
+from consumers.checkpoint import CheckpointBook, decode_entry, entry_bytes
 from consumers.consent import ConsentRules, gate
 from consumers.consent_table import ConsentTable
-from consumers.kanon import KAnonymityWindow, PendingEntry
+from consumers.kanon import KAnonymityWindow, PendingEntry, ReleaseBatch
 from consumers.pipeline import Item, Pipeline, invalid_reason
 from consumers.regroup import RegroupKeys
 from consumers.release_policy import ReleasePlan
-from consumers.route import Router
+from consumers.route import OutRecord, Router
 from consumers.scrub import scrub
 from consumers.settings import PipelineSettings
 from consumers.tagging import count_levels
@@ -55,10 +57,6 @@ def _messages(topics: TopicSet, records: Sequence[Encoded]) -> list[Message]:
     ]
 
 
-def _per_record(seconds: float, n: int) -> float:
-    return round(seconds * 1e6 / n, 2) if n else 0.0
-
-
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     """CPU seconds of this process spent in `fn` (immune to time-slicing by other jobs)."""
     t = time.process_time()
@@ -66,108 +64,203 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.process_time() - t, out
 
 
-def time_pure_stages(topics: TopicSet, work: Workload, events: int) -> dict[str, Any]:
-    """µs/record of each call the worker's hot path makes, in its order.
+class HotPath:
+    """The calls the worker's hot path makes, one method per stage, each on the last one's output.
 
-    `Pipeline.process` (decode, validate, tag counts, gate, anonymize, person token),
-    then, as `Worker._process` does with the default repartition grouping, the
-    repartition key and the held record's bytes, their decoding on the grouping
-    worker, the k-anonymity window, and the encoding of what it releases.
+    Built once on `events` preloaded raw records (no broker): `Pipeline.process` and its
+    parts (decode, validate, tag counts, gate, anonymize, person token), then, as
+    `BatchStages` does with the default repartition grouping, the repartition key and
+    the held record's bytes (`regroup_send`), their decoding on the grouping worker and
+    its hold in the k-anonymity window (`regroup_take`), the checkpoint chunks of what
+    is held at commit, the window's release, and the encoding of what it releases.
+    `benchmarks.instructions` runs the same methods under callgrind.
     """
-    codec = Codec(default_registry())
-    settings = PipelineSettings(demo_mode=True)
-    rules = ConsentRules()
-    policy = load_policy()
-    anonymizer = Anonymizer(policy, scrub)
-    schema_of = {topics.name(r): s for r, s in SCHEMA_OF_ROLE.items()}  # type: ignore[arg-type]
-    pipeline = Pipeline(codec, rules, anonymizer, settings.person_key(), schema_of)
-    table = ConsentTable()
-    for rec in work.consents:
-        table.apply(rec.key.decode(), codec.decode_as(rec.value, "consent_record"))
-    msgs = _messages(topics, work.events[:events])
-    n = len(msgs)
-    batch = settings.max_poll_records
-    now_ms = int(time.time() * 1000)
-    costs: dict[str, float] = {}
 
-    decode_as = codec.decode_as
-    seconds, events_decoded = _timed(lambda: [decode_as(m.value, schema_of[m.topic]) for m in msgs])  # type: ignore[arg-type]
-    costs["decode"] = _per_record(seconds, n)
-    pairs = list(zip(events_decoded, msgs, strict=True))
-    seconds, _ = _timed(lambda: [invalid_reason(e, m, now_ms) for e, m in pairs])
-    costs["validate"] = _per_record(seconds, n)
-    items = [Item(e, schema_of[m.topic], m) for e, m in pairs]
-    seconds, _ = _timed(lambda: [count_levels(i.schema, i.event) for i in items])
-    costs["tag"] = _per_record(seconds, n)
+    def __init__(self, topics: TopicSet, work: Workload, events: int) -> None:
+        codec = self.codec = Codec(default_registry())
+        settings = self.settings = PipelineSettings(demo_mode=True)
+        self.rules = ConsentRules()
+        policy = load_policy()
+        self.anonymizer = Anonymizer(policy, scrub)
+        self.schema_of = {topics.name(r): s for r, s in SCHEMA_OF_ROLE.items()}  # type: ignore[arg-type]
+        self.pipeline = Pipeline(
+            codec, self.rules, self.anonymizer, settings.person_key(), self.schema_of
+        )
+        self.table = ConsentTable()
+        for rec in work.consents:
+            self.table.apply(rec.key.decode(), codec.decode_as(rec.value, "consent_record"))
+        self.msgs = _messages(topics, work.events[:events])
+        self.batch = settings.max_poll_records
+        self.now_ms = int(time.time() * 1000)
+        self.plans = {
+            name: ReleasePlan(name, spec.output, spec.release, {"policy_version": policy.version})
+            for name, spec in policy.schemas.items()
+        }
+        self.regroup = RegroupKeys(
+            self.plans, hot_share=1 / topics.specs["kanon_repartition"].partitions
+        )
+        self.regroup_topic = topics.name("kanon_repartition")
+        self.window = KAnonymityWindow(
+            self.plans, k=settings.k, max_delay_ms=5_000, rng=random.Random(2)
+        )
+        self.router = Router(
+            codec, topics, {name: spec.output for name, spec in policy.schemas.items()}
+        )
+        self.book = CheckpointBook()
+        self.items: list[Item] = []
+        self.kept: list[Item] = []
+        self.entries: list[PendingEntry] = []
+        self.sent: list[OutRecord] = []
+        self.held: list[dict[str, PendingEntry]] = []
+        self.released: ReleaseBatch = ReleaseBatch()
 
-    def gate_all() -> list[Any]:
-        kept: list[Any] = []
-        for start in range(0, n, batch):
-            kept.extend(gate(items[start : start + batch], table, now_ms, rules).kept)
-        return kept
+    # -- Pipeline.process, whole and in its parts --------------------------------
 
-    seconds, kept = _timed(gate_all)
-    costs["gate"] = _per_record(seconds, n)
-    kept_items = [item for item, _decision in kept]
-    k = len(kept_items)
-    seconds, results = _timed(lambda: [anonymizer.anonymize(i.schema, i.event) for i in kept_items])
-    costs["anonymize_per_kept"] = _per_record(seconds, k)
-    costs["anonymize"] = _per_record(seconds, n)
-    seconds, persons = _timed(lambda: [pipeline.person(i.event["user_id"]) for i in kept_items])
-    costs["person_token"] = _per_record(seconds, n)
-    entries = [
-        PendingEntry(f"t:{i}", item.schema, person, res.record, ("t", i % 6), 0)
-        for i, (item, person, res) in enumerate(zip(kept_items, persons, results, strict=True))
-    ]
-    plans = {
-        name: ReleasePlan(name, spec.output, spec.release, {"policy_version": policy.version})
-        for name, spec in policy.schemas.items()
-    }
-    regroup = RegroupKeys(plans, hot_share=1 / topics.specs["kanon_repartition"].partitions)
+    def pipeline_process(self) -> None:
+        """`Pipeline.process` on every poll batch: its anonymized entries are held next."""
+        msgs, batch = self.msgs, self.batch
+        self.entries = []
+        for start in range(0, len(msgs), batch):
+            out = self.pipeline.process(msgs[start : start + batch], self.table, self.now_ms)
+            self.entries.extend(out.anonymized)
 
-    def repartition() -> list[PendingEntry]:
-        sent = [(regroup.key(e.schema, e.record, now_ms), entry_bytes(e)) for e in entries]
-        return [decode_entry(value) for _key, value in sent]
+    def decode(self) -> None:
+        decode_as, schema_of = self.codec.decode_as, self.schema_of
+        events = [decode_as(m.value, schema_of[m.topic]) for m in self.msgs]  # type: ignore[arg-type]
+        self.items = [
+            Item(e, schema_of[m.topic], m) for e, m in zip(events, self.msgs, strict=True)
+        ]
 
-    seconds, entries = _timed(repartition)
-    costs["regroup_per_kept"] = _per_record(seconds, k)
-    costs["regroup"] = _per_record(seconds, n)
-    buffer = KAnonymityWindow(plans, k=settings.k, max_delay_ms=5_000, rng=random.Random(2))
+    def validate(self) -> None:
+        now_ms = self.now_ms
+        for item in self.items:
+            invalid_reason(item.event, item.msg, now_ms)
 
-    def hold_and_release() -> Any:
-        for entry in entries:
-            buffer.add(entry, now_ms)
-        return buffer.release(now_ms + 6_000)
+    def tag(self) -> None:
+        for item in self.items:
+            count_levels(item.schema, item.event)
 
-    seconds, released = _timed(hold_and_release)
-    costs["kanon"] = _per_record(seconds, n)
-    router = Router(codec, topics, {name: spec.output for name, spec in policy.schemas.items()})
-    out = released.released
-    seconds, _ = _timed(lambda: [router.anonymized(e, now_ms) for e in out])
-    costs["encode_per_released"] = _per_record(seconds, len(out))
-    costs["encode"] = _per_record(seconds, n)
-    seconds, _ = _timed(lambda: _whole(pipeline, codec, msgs, table, now_ms, batch))
-    costs["pipeline_process_total"] = _per_record(seconds, n)
+    def gate(self) -> None:
+        items, batch = self.items, self.batch
+        kept: list[Item] = []
+        for start in range(0, len(items), batch):
+            gated = gate(items[start : start + batch], self.table, self.now_ms, self.rules)
+            kept.extend(item for item, _decision in gated.kept)
+        self.kept = kept
+
+    def anonymize(self) -> None:
+        anonymize = self.anonymizer.anonymize
+        for item in self.kept:
+            anonymize(item.schema, item.event)
+
+    def person_token(self) -> None:
+        person = self.pipeline.person
+        for item in self.kept:
+            person(item.event["user_id"])
+
+    # -- the repartition hop, the window, its checkpoint and release ------------
+
+    def regroup_send(self) -> None:
+        """Stage 1 (`BatchStages.process`): each held record's key and bytes."""
+        key, topic, now_ms = self.regroup.key, self.regroup_topic, self.now_ms
+        self.sent = [
+            OutRecord(topic, key(e.schema, e.record, now_ms), entry_bytes(e), [])
+            for e in self.entries
+        ]
+
+    def regroup_take(self) -> None:
+        """Stage 2 (`BatchStages._take_regrouped`): decode, and hold with its first time."""
+        restore, batch, sent = self.window.restore, self.batch, self.sent
+        self.held = []
+        for start in range(0, len(sent), batch):
+            added: dict[str, PendingEntry] = {}
+            for i in range(start, min(start + batch, len(sent))):
+                out = sent[i]
+                entry = decode_entry(out.value or b"")
+                entry.source = (out.topic, i % 6)
+                restore([entry])
+                added[entry.pending_id] = entry
+            self.held.append(added)
+
+    def checkpoint(self) -> None:
+        """What each commit writes: chunks of the records it added to the window."""
+        book = self.book
+        for added in self.held:
+            plan = book.plan(added, ())
+            book.apply(plan)
+
+    def release(self) -> None:
+        self.released = self.window.release(self.now_ms + 6_000)
+
+    def encode(self) -> None:
+        anonymized, now_ms = self.router.anonymized, self.now_ms
+        for released in self.released.released:
+            anonymized(released, now_ms)
+
+
+STAGES: tuple[tuple[str, str], ...] = (
+    ("decode", "raw"),
+    ("validate", "raw"),
+    ("tag", "raw"),
+    ("gate", "raw"),
+    ("anonymize", "kept"),
+    ("person_token", "kept"),
+    ("pipeline_process", "raw"),
+    ("regroup_send", "kept"),
+    ("regroup_take", "kept"),
+    ("checkpoint", "kept"),
+    ("release", "kept"),
+    ("encode", "released"),
+)
+"""`HotPath` methods in the order they run, and what their cost is counted per besides raw
+records: `pipeline_process` is the whole of the five before it (and builds the entries
+the later stages hold); each later stage works on the previous one's output."""
+
+
+def counts(path: HotPath) -> dict[str, int]:
+    """How many raw, kept (held) and released records the stages saw."""
     return {
-        "records": n,
-        "kept_by_gate": k,
-        "released_by_kanon": len(out),
-        "suppressed_by_kanon": len(released.suppressed),
-        "us_per_record": costs,
+        "raw": len(path.msgs),
+        "kept": len(path.entries),
+        "released": len(path.released.released),
+    }
+
+
+def per_record(
+    totals: dict[str, float], seen: dict[str, int], scale: float, ndigits: int | None = 2
+) -> dict[str, float]:
+    """Each stage's total over its records: per raw record, and per kept or released one."""
+    out: dict[str, float] = {}
+    for name, per in STAGES:
+        total = totals[name] * scale
+        if per != "raw":
+            out[f"{name}_per_{per}"] = round(total / seen[per], ndigits) if seen[per] else 0.0
+        out[name] = round(total / seen["raw"], ndigits) if seen["raw"] else 0.0
+    return out
+
+
+def simulated(events: int) -> HotPath:
+    """A `HotPath` on `events` freshly simulated raw records (benchmark topic names, no broker)."""
+    return HotPath(load_topic_set(prefix="bench."), generate(events), events)
+
+
+def time_pure_stages(topics: TopicSet, work: Workload, events: int) -> dict[str, Any]:
+    """CPU µs/record of each call the worker's hot path makes, in its order (`HotPath`)."""
+    return timed_stages(HotPath(topics, work, events))
+
+
+def timed_stages(path: HotPath) -> dict[str, Any]:
+    """Run every stage of `path` once, timed in CPU time."""
+    seconds = {name: _timed(getattr(path, name))[0] for name, _per in STAGES}
+    seen = counts(path)
+    return {
+        "records": seen["raw"],
+        "kept_by_gate": seen["kept"],
+        "released_by_kanon": seen["released"],
+        "suppressed_by_kanon": len(path.released.suppressed),
+        "us_per_record": per_record(seconds, seen, 1e6),
         "note": "per raw record unless named per_kept / per_released; CPU time, one thread",
     }
-
-
-def _whole(
-    pipeline: Pipeline,
-    codec: Codec,
-    msgs: list[Message],
-    table: ConsentTable,
-    now_ms: int,
-    batch: int,
-) -> None:
-    for start in range(0, len(msgs), batch):
-        pipeline.process(msgs[start : start + batch], table, now_ms)
 
 
 def time_client(
@@ -293,3 +386,23 @@ def run_stages(loader: Transport, bootstrap: str, work: Workload, prefix: str) -
     out["clients_cpu_us_per_record"] = clients
     out["profile"] = profile_worker(loader, bootstrap, work, prefix)
     return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m benchmarks.stages`: the pure stages' µs/record in-process, without a broker."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--events", type=int, default=STAGE_EVENTS)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="fresh runs; each figure is the lowest seen"
+    )
+    args = parser.parse_args(argv)
+    runs = [timed_stages(simulated(args.events)) for _ in range(args.repeat)]
+    best = runs[0]
+    for key in best["us_per_record"]:
+        best["us_per_record"][key] = min(run["us_per_record"][key] for run in runs)
+    best["note"] += f"; lowest of {args.repeat} runs"
+    print(json.dumps(best, indent=2))
+
+
+if __name__ == "__main__":
+    main()
