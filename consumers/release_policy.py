@@ -12,8 +12,9 @@ the policy's order, and back to output dicts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -234,12 +235,18 @@ class ReleasePlan:
         self.time_field = spec.order[0]
         self.constants = dict(constants)
         self._paths: dict[tuple[Any, ...], tuple[tuple[Any, ...], ...]] = {}
+        fields = self.fields
+        self._values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+            itemgetter(*fields) if len(fields) > 1 else lambda record: (record[fields[0]],)
+        )
 
     def level0(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
         """The record's level-0 values in the plan's order (the time as its hour bucket)."""
-        values = [record.get(name) for name in self.fields]
-        values[0] = time_value(int(record[self.time_field]))
-        return tuple(values)
+        try:
+            values = self._values(record)
+        except KeyError:  # a field the record does not have (a policy since changed) is None
+            values = (record[self.time_field], *(record.get(name) for name in self.fields[1:]))
+        return (time_value(int(values[0])), *values[1:])
 
     def paths(self, level0: tuple[Any, ...]) -> tuple[tuple[Any, ...], ...]:
         """Each field's values at every rung of its ladder, finest first.

@@ -109,3 +109,19 @@ def test_values_that_agree_at_one_rung_agree_at_every_rung_above(pair: list[str]
     for rung in range(ladder.top + 1):
         if first[rung] == second[rung]:
             assert first[rung:] == second[rung:]
+
+
+def test_a_plan_reads_level0_values_in_its_order_and_a_missing_field_as_none() -> None:
+    from consumers.anonymization_config import load_policy
+    from consumers.release_policy import ReleasePlan
+
+    spec = load_policy().schemas["log_event"]
+    plan = ReleasePlan("log_event", spec.output, spec.release, {})
+    record: dict[str, Any] = {name: f"v-{name}" for name in reversed(plan.fields)}
+    record[plan.time_field] = T
+    expected = ((T - T % HOUR_MS, HOUR), *(f"v-{name}" for name in plan.fields[1:]))
+    assert plan.level0(record) == expected
+    del record[plan.fields[-1]]  # written under a policy without that field
+    assert plan.level0(record) == (*expected[:-1], None)
+    with pytest.raises(KeyError):
+        plan.level0({})
