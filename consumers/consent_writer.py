@@ -25,6 +25,7 @@ from typing import Any
 
 from consumers import metrics as m
 from consumers.consent_changes import ConsentChangeError, record_change
+from consumers.narrowing import back_off_s
 from ingest.errors import TransportError
 from ingest.kafka import (
     Consumer,
@@ -137,7 +138,7 @@ class ConsentWriter:
                     )
                     self._abort()
                     rewind_due = True
-                    stop.wait(min(5.0, 0.1 * 2.0**failures))
+                    stop.wait(back_off_s(failures))
         finally:
             consumer.close()
             if self._producer is not None:
