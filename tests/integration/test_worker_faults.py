@@ -90,12 +90,12 @@ def _committed_suppressions(workers: list[WorkerProcess]) -> int:
     groups the held records it restored with what came back by then (`CompanyWait`), so a
     marker that only one person has there is suppressed, which the reference never does.
     """
-    total = 0
-    for worker in workers:
-        for line in worker.log().splitlines():
-            if '"k-anonymity suppression committed"' in line:
-                total += int(json.loads(line)["suppressed"])
-    return total
+    return sum(
+        int(entry["suppressed"])
+        for worker in workers
+        for entry in worker.events()
+        if entry.get("event") == "k-anonymity suppression committed"
+    )
 
 
 def _assert_released_or_suppressed(
@@ -104,25 +104,10 @@ def _assert_released_or_suppressed(
     """Nothing repeated, and nothing missing but what a commit suppressed, counted exactly
     (closers included: a loss beside a suppression would make the totals differ)."""
     suppressed = _committed_suppressions(workers)
-    detail = f"{_diff(found, reference)}, suppressed {suppressed}; {_log_digest(workers)}"
+    told = Counter(f"{e['level']}: {e['event']}" for w in workers for e in w.problems())
+    detail = f"{_diff(found, reference)}, suppressed {suppressed}; workers said {dict(told)}"
     assert not found - reference, detail
     assert sum((reference - found).values()) == suppressed, detail
-
-
-def _log_digest(workers: list[WorkerProcess]) -> str:
-    """The workers' own warnings and errors, counted by event (for a failure's message)."""
-    events: Counter[str] = Counter()
-    for worker in workers:
-        for line in worker.log().splitlines():
-            if not line.startswith("{") or '"level": "info"' in line:
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:  # a line cut short by SIGKILL
-                continue
-            if str(entry.get("logger", "")).startswith(("consumers", "ingest")):
-                events[f"{entry.get('level')}: {entry.get('event')}"] += 1
-    return f"worker warnings and errors {dict(events)}"
 
 
 def _caught_up(transport: Transport, topics: TopicSet, group: str) -> None:

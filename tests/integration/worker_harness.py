@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ingest.kafka import Message, Transport
 from ingest.kafka.topic_reader import read_messages
@@ -83,10 +84,34 @@ class WorkerProcess:
 
     def log(self) -> str:
         """The worker's stderr so far (last 4 KiB)."""
+        return self.full_log()[-4000:]
+
+    def full_log(self) -> str:
+        """The worker's whole stderr so far."""
         try:
-            return self.log_path.read_text(errors="replace")[-4000:]
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def events(self) -> list[dict[str, Any]]:
+        """The worker's JSON log entries so far, whole (a line cut short by SIGKILL skipped)."""
+        entries = []
+        for line in self.full_log().splitlines():
+            if line.startswith("{"):
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    continue
+        return entries
+
+    def problems(self) -> list[dict[str, Any]]:
+        """The worker's own warnings and errors (not its Kafka client's), in order."""
+        return [
+            e
+            for e in self.events()
+            if e.get("level") != "info"
+            and str(e.get("logger", "")).startswith(("consumers", "ingest"))
+        ]
 
 
 def start_worker(
