@@ -430,6 +430,9 @@ class Worker:
             time.monotonic() - txn.started > self.settings.stuck_after_ms / 1000
         )
         self.health.progressing = not stuck and self._narrowing.progressing
+        down = self.health.overdue(time.monotonic())
+        if down:
+            log.warning("worker not ready", extra={"down": down})
 
     def _update_lag(self) -> None:
         self._last_lag = time.monotonic()

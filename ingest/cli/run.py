@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import signal
 import subprocess
 import sys
@@ -145,6 +146,9 @@ def _run_worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # `kill -USR1` prints every thread's stack to stderr: files, lines and functions,
+    # never a value, so a worker that hangs can say where without a debugger.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     return worker.run()
 
 

@@ -209,7 +209,7 @@ def test_late_and_duplicated_changes_decide_every_event_as_the_naive_fold(
         try:
             wait_for(settled, timeout_s=60, what=f"{total} events settled")
         except AssertionError:
-            raise AssertionError(f"{dump(worker.metrics())}\n{worker.log()}") from None
+            raise AssertionError(f"{dump(worker.metrics())}\n{worker.diagnosis()}") from None
         samples = worker.metrics()
     finally:
         assert worker.stop() == 0, worker.log()

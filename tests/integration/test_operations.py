@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +86,13 @@ def test_scraped_metrics_balance_and_name_every_dashboard_series(
         worker_side = {n for n in wanted if not n.startswith("consentgate_publish")}
         missing = sorted(worker_side - scraped)
         assert not missing, f"dashboard names series the worker does not export: {missing}"
+
+        # A hung worker can say where it hangs: SIGUSR1 dumps every thread's stack to its
+        # log and it goes on running; the leak check below reads the dump too.
+        worker.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "consumers/worker.py" in worker.full_log(), 30, "a stack dump")
+        assert "Thread 0x" in worker.full_log()
+        assert worker.get("/readyz")[0] == 200
     log = worker.log_path.read_text(errors="replace")
     leaked = sorted(i for i in identifiers if i in log)
     assert not leaked, f"{len(leaked)} identifiers appear in the worker log"

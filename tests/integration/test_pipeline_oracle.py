@@ -88,7 +88,7 @@ def wait_settled(worker: WorkerProcess, consumed: int) -> None:
     try:
         wait_for(lambda: settled(worker, consumed), timeout_s=45, what=f"{consumed} processed")
     except AssertionError:
-        raise AssertionError(f"{dump(worker.metrics())}\n{worker.log()}") from None
+        raise AssertionError(f"{dump(worker.metrics())}\n{worker.diagnosis()}") from None
 
 
 def read_outputs(

@@ -126,7 +126,7 @@ def run_until_settled(
             # Generous: two workers and a repartition hop on a busy 2-core machine.
             wait_for(settled, timeout_s=300, what=f"{consumed} events processed")
         except AssertionError:
-            raise AssertionError(f"{dump(totals())}\n{procs[0].log()}") from None
+            raise AssertionError(f"{dump(totals())}\n{procs[0].diagnosis()}") from None
         samples = totals()
     finally:
         codes = [worker.stop() for worker in procs]

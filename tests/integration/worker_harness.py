@@ -61,7 +61,16 @@ class WorkerProcess:
             if self.get("/readyz")[0] == 200:
                 return
             time.sleep(0.2)
-        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log()}")
+        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.diagnosis()}")
+
+    def diagnosis(self) -> str:
+        """What a stuck worker can tell: its /readyz flags, then its log with every
+        thread's stack (SIGUSR1, `consentgate run`) at the end."""
+        status, body = self.get("/readyz")
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)  # the dump is written by the worker's signal handler
+        return f"/readyz {status} {body}\n{self.full_log()[-12000:]}"
 
     def metrics(self) -> Samples:
         """Scraped samples of the consentgate_ series."""
