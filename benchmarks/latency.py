@@ -24,9 +24,9 @@ from benchmarks.pipeline import MAX_DELAY_S, _drain, summarize
 from benchmarks.stats import quantile
 from benchmarks.workers import input_partitions, start_workers, wait_assigned
 from benchmarks.workload import Workload, prepare_prefix
+from ingest.kafka import ConsumerOptions, ProducerOptions, TopicPartition, Transport
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import metric_sum
-from ingest.topics import TopicSet
-from ingest.transport import ConsumerOptions, ProducerOptions, TopicPartition, Transport
 
 PROBE_EVERY = 50
 DURATION_S = 15.0

@@ -14,9 +14,9 @@ import sys
 import time
 
 from consumers.settings import PipelineSettings
-from ingest.config import KafkaSettings
-from ingest.topics import load_topic_set
-from ingest.transport import ConsumerOptions, ProducerOptions, TopicPartition, make_transport
+from ingest.kafka import ConsumerOptions, ProducerOptions, TopicPartition, make_transport
+from ingest.kafka.config import KafkaSettings
+from ingest.kafka.topics import load_topic_set
 
 
 def _cpu_s() -> float:

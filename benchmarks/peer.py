@@ -10,7 +10,7 @@ from typing import Any
 
 from benchmarks.workers import REPO_ROOT
 from benchmarks.workload import Workload, create_topics, fast_transport, prepare_prefix
-from ingest.topics import load_topic_set
+from ingest.kafka.topics import load_topic_set
 
 QUIX_VENV = Path(__file__).resolve().parent / ".venv-quix"
 QUIX_REQUIREMENT = "quixstreams==3.28.*"

@@ -24,8 +24,8 @@ from benchmarks.workers import (
     wait_assigned,
 )
 from benchmarks.workload import Workload, prepare_prefix, produce
+from ingest.kafka import Transport
 from ingest.metrics_text import Samples, by_label, merge, metric_sum
-from ingest.transport import Transport
 
 RAW_PARTITIONS = 12
 SCRAPE_EVERY_S = 0.1

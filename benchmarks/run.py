@@ -27,8 +27,9 @@ from benchmarks.pipeline import run_pipeline
 from benchmarks.workers import REPO_ROOT
 from benchmarks.workload import create_topics, fast_transport, generate, prepare_prefix
 from consumers.settings import PipelineSettings
-from ingest.broker import LocalBroker, kafka_version
 from ingest.errors import BrokerError
+from ingest.local_broker.broker import LocalBroker
+from ingest.local_broker.jars import kafka_version
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_EVENTS = 60_000
@@ -79,7 +80,7 @@ def _start_broker(broker: LocalBroker, attempts: int = 3) -> str:
 
 
 def _topics(prefix: str) -> Any:
-    from ingest.topics import load_topic_set
+    from ingest.kafka.topics import load_topic_set
 
     return load_topic_set(prefix=prefix)
 
@@ -90,8 +91,8 @@ def _confluent_available() -> str | None:
 
     if importlib.util.find_spec("confluent_kafka") is None:
         return "confluent-kafka is not installed (pip install 'consentgate[librdkafka]')"
-    if importlib.util.find_spec("ingest.transport.confluent") is None:
-        return "ingest/transport/confluent.py does not exist yet"
+    if importlib.util.find_spec("ingest.kafka.confluent") is None:
+        return "ingest/kafka/confluent.py does not exist yet"
     return None
 
 

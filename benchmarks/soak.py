@@ -26,7 +26,7 @@ from benchmarks.pipeline import MAX_DELAY_S
 from benchmarks.run import RESULTS_DIR, _start_broker
 from benchmarks.workers import input_partitions, start_workers, wait_assigned
 from benchmarks.workload import fast_transport, generate, prepare_prefix
-from ingest.broker import LocalBroker
+from ingest.local_broker.broker import LocalBroker
 from ingest.metrics_text import metric_sum
 
 SAMPLE_EVERY_S = 5.0

@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from benchmarks.workload import (
@@ -389,8 +390,12 @@ def profile_worker(
     }
 
 
+_REPO = str(Path(__file__).resolve().parents[1]) + "/"
+
+
 def _short(filename: str) -> str:
-    for marker in ("/site-packages/", "/work/main/", "/lib/python3"):
+    """A profiled function's file, relative to the repository or the library folders."""
+    for marker in ("/site-packages/", _REPO, "/lib/python3"):
         if marker in filename:
             return filename.split(marker, 1)[1]
     return filename

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.machine import cpu_seconds, rss_mb
-from ingest.broker import free_port
+from ingest.kafka.topics import Role, TopicSet
+from ingest.local_broker.broker import free_port
 from ingest.metrics_text import Samples, metric_sum, parse_exposition
-from ingest.topics import Role, TopicSet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ def start_workers(
     for index in range(count):
         log_path = log_dir / f"{prefix.strip('.')}-worker-{index}.log"
         cmd = [
-            sys.executable, "-m", "ingest.cli", "run",
+            sys.executable, "-m", "ingest.cli.main", "run",
             "--bootstrap", bootstrap, "--prefix", prefix, "--group", group,
             "--worker-index", str(index), "--metrics-port", str(base), "--demo",
             "--log-level", "warning", *extra,

@@ -7,13 +7,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ingest.config import KafkaSettings
-from ingest.fleet import Fleet
-from ingest.publisher import EVENT_TYPE_HEADER, FINGERPRINT_HEADER, PUBLISHABLE
-from ingest.simulate import Simulation
-from ingest.topics import TopicSet, load_topic_set
-from ingest.transport import ProducerOptions, Transport, make_transport
-from ingest.transport.base import Headers, TopicSpec
+from ingest.kafka import ProducerOptions, Transport, make_transport
+from ingest.kafka.base import Headers, TopicSpec
+from ingest.kafka.config import KafkaSettings
+from ingest.kafka.topics import TopicSet, load_topic_set
+from ingest.sdk.publisher import EVENT_TYPE_HEADER, FINGERPRINT_HEADER, PUBLISHABLE
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from schemas.registry import default_registry
 

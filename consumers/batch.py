@@ -29,7 +29,7 @@ from consumers.regroup import RegroupKeys
 from consumers.route import OutRecord, Router
 from consumers.transactions import Transactions
 from consumers.txn import Txn
-from ingest.transport.base import Message, TopicPartition
+from ingest.kafka.base import Message, TopicPartition
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from consumers import metrics as m
 from consumers.health import HealthState
 from consumers.residency import ResidencyResult
 from ingest.errors import TransportError
-from ingest.transport import Admin, Transport
-from ingest.transport.base import BrokerInfo
+from ingest.kafka import Admin, Transport
+from ingest.kafka.base import BrokerInfo
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ class ClusterWatch:
             self._requested = self._generation + 1
             self._health.residency_ok = False
         m.RESIDENCY_OK.set(0)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Cut the wait between checks short: `run` then sees its stop event at once."""
         self._wake.set()
 
     def wait_checked(self, timeout_s: float) -> bool:

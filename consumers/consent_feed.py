@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from consumers.consent_table import ConsentRecordError, ConsentTable
 from ingest.errors import TransportError
-from ingest.transport import Consumer, ConsumerOptions, TopicPartition, Transport
-from ingest.transport.base import Message
+from ingest.kafka import Consumer, ConsumerOptions, TopicPartition, Transport
+from ingest.kafka.base import Message
 from schemas.codec import Codec
 from schemas.errors import DecodeError
 

@@ -12,7 +12,7 @@ id; a crashed one is replaced by the partitions' next owner, which reloads the
 records from the compacted topic and resumes from the committed offsets.
 
 A change whose record already holds its id (a retry) rewrites the record unchanged,
-so a caller waiting for its change to show (`ingest.consent_client`) always sees it.
+so a caller waiting for its change to show (`ingest.sdk.consent_client`) always sees it.
 The changes topic and the consent topic must have as many partitions (a user's
 change and record then share a partition number).
 """
@@ -25,10 +25,9 @@ from typing import Any
 
 from consumers import metrics as m
 from consumers.consent_changes import ConsentChangeError, record_change
-from ingest.consent_store import read_partition
+from consumers.narrowing import back_off_s
 from ingest.errors import TransportError
-from ingest.topics import TopicSet
-from ingest.transport import (
+from ingest.kafka import (
     Consumer,
     ConsumerOptions,
     Message,
@@ -37,7 +36,9 @@ from ingest.transport import (
     TopicPartition,
     Transport,
 )
-from ingest.transport.errors import FencedError
+from ingest.kafka.consent_store import read_partition
+from ingest.kafka.errors import FencedError
+from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
 from schemas.errors import ConsentgateError, DecodeError
 
@@ -80,6 +81,8 @@ class ConsentWriter:
             (EVENT_TYPE, b"consent_record"),
             (FINGERPRINT, codec.fingerprint("consent_record").hex().encode()),
         ]
+        self._producer: Producer | None = None
+        self._in_transaction = False
         self.failed: str | None = None
         """Why the writer stopped for good (None while it runs or after a clean stop)."""
 
@@ -97,9 +100,6 @@ class ConsentWriter:
             log.error("consent writer stopped", extra={"error": str(exc)})
 
     def _run(self, stop: threading.Event) -> None:
-        producer = self._transport.producer(
-            ProducerOptions(transactional_id=self._transactional_id, linger_ms=5)
-        )
         consumer = self._transport.consumer(
             ConsumerOptions(
                 group_id=self._group_id,
@@ -110,29 +110,51 @@ class ConsentWriter:
         )
         try:
             self._check_partitions(consumer)
-            producer.init_transactions()
+            self._producer = self._new_producer()
             consumer.subscribe([self._changes], self._on_assign, self._on_revoke)
+            failures = 0
+            rewind_due = False
             while not stop.is_set():
-                messages = consumer.poll(self._max_poll, 0.5)
                 try:
+                    if rewind_due:
+                        self._rewind(consumer)
+                        rewind_due = False
+                    messages = consumer.poll(self._max_poll, 0.5)
                     self._apply_rebalance()
                     owned = {tp.partition for tp in consumer.assignment()}
                     messages = [msg for msg in messages if msg.partition in owned]
                     if messages:
-                        self._fold(producer, consumer, messages)
+                        self._fold(consumer, messages)
+                        failures = 0
                 except FencedError:
                     raise
                 except TransportError as exc:
+                    # An outage is no reason to stop folding for good (withdrawals would
+                    # wait for a restart): abort, back off, and rewind until it works.
+                    failures += 1
                     log.error(
-                        "consent writer transaction failed; rewinding", extra={"error": str(exc)}
+                        "consent writer transaction failed; rewinding",
+                        extra={"error": str(exc), "failures": failures},
                     )
-                    self._rewind(producer, consumer)
+                    self._abort()
+                    rewind_due = True
+                    stop.wait(back_off_s(failures))
         finally:
             consumer.close()
-            try:
-                producer.close(10)
-            except TransportError:
-                log.warning("consent writer producer close failed")
+            if self._producer is not None:
+                try:
+                    self._producer.close(10)
+                except TransportError:
+                    log.warning("consent writer producer close failed")
+
+    def _new_producer(self) -> Producer:
+        """A transactional producer; starting it fences and aborts what an earlier one of
+        this transactional id left open."""
+        producer = self._transport.producer(
+            ProducerOptions(transactional_id=self._transactional_id, linger_ms=5)
+        )
+        producer.init_transactions()
+        return producer
 
     def _check_partitions(self, consumer: Consumer) -> None:
         changes = len(consumer.partitions_for(self._changes))
@@ -191,13 +213,27 @@ class ConsentWriter:
                 "consent writer partition loaded", extra={"partition": number, "users": loaded}
             )
 
-    def _rewind(self, producer: Producer, consumer: Consumer) -> None:
+    def _abort(self) -> None:
+        """Abort the open transaction, if any; a producer that cannot is renewed later."""
+        if not self._in_transaction or self._producer is None:
+            return
+        self._in_transaction = False
         try:
-            producer.abort_transaction()
+            self._producer.abort_transaction()
         except FencedError:
             raise
         except TransportError:
-            log.error("consent writer abort failed")
+            log.error("consent writer abort failed; the producer will be renewed")
+            old, self._producer = self._producer, None
+            try:
+                old.close(0)
+            except TransportError:
+                log.warning("closing the old consent writer producer failed")
+
+    def _rewind(self, consumer: Consumer) -> None:
+        """Back to the last commit: records reloaded, positions at the committed offsets."""
+        if self._producer is None:
+            self._producer = self._new_producer()
         owned = {tp.partition for tp in consumer.assignment()}
         self._forget(set(self._owned))
         self._load(owned)
@@ -208,9 +244,12 @@ class ConsentWriter:
 
     # -- the fold ------------------------------------------------------------------------------
 
-    def _fold(self, producer: Producer, consumer: Consumer, messages: list[Message]) -> None:
+    def _fold(self, consumer: Consumer, messages: list[Message]) -> None:
         """One transaction: fold every change, write each touched record, commit the offsets."""
+        producer = self._producer
+        assert producer is not None
         producer.begin_transaction()
+        self._in_transaction = True
         touched: dict[str, int] = {}
         outcomes: dict[str, int] = {}
         offsets: dict[TopicPartition, int] = {}
@@ -232,6 +271,7 @@ class ConsentWriter:
             )
         producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
         producer.commit_transaction()
+        self._in_transaction = False
         with m.UPDATE_LOCK:
             for outcome, count in outcomes.items():
                 m.CONSENT_CHANGES.labels(outcome).inc(count)

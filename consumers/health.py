@@ -14,6 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from consumers.metrics import UPDATE_LOCK
 
 STALL_AFTER_S = 120.0
+NOT_READY_REPORT_S = 30.0
+"""A worker not ready this long says which flags are down, and again at this interval."""
 
 
 @dataclass(slots=True)
@@ -29,6 +31,8 @@ class HealthState:
     progressing: bool = True
     """False while transactions keep failing, or one stays open past the stuck limit."""
     last_loop: float = field(default_factory=time.monotonic)
+    _unready_since: float | None = None
+    _reported: float = 0.0
 
     def ready(self) -> bool:
         """Consent table loaded, sink reachable and passing residency, consumer assigned,
@@ -42,6 +46,25 @@ class HealthState:
             and self.progressing
             and not self.stopping
         )
+
+    def down(self) -> list[str]:
+        """Names of the readiness flags that are down (`stopping` is not one)."""
+        flags = self.detail()
+        del flags["ready"], flags["stopping"]
+        return [name for name, up in flags.items() if not up]
+
+    def overdue(self, now: float) -> list[str]:
+        """The flags that are down when not ready for NOT_READY_REPORT_S, at most once per
+        that interval; [] otherwise (ready, stopping, or reported recently)."""
+        if self.ready() or self.stopping:
+            self._unready_since = None
+            return []
+        if self._unready_since is None:
+            self._unready_since = now
+        if now - max(self._unready_since, self._reported) < NOT_READY_REPORT_S:
+            return []
+        self._reported = now
+        return self.down()
 
     def alive(self) -> bool:
         """The loop went round recently."""

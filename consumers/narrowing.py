@@ -15,12 +15,17 @@ import logging
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ingest.transport.base import Message
+from ingest.kafka.base import Message
 
 log = logging.getLogger(__name__)
 
 CAREFUL_MAX_RECORDS = 5_000
 """At most this many raw records are taken one per transaction after repeated failures."""
+
+
+def back_off_s(failures: int) -> float:
+    """The wait after `failures` failed tries in a row: doubling from 0.2 s, at most 5 s."""
+    return min(5.0, 0.1 * 2.0**failures)
 
 
 class Next(Enum):
@@ -84,8 +89,8 @@ class Narrowing:
         return Next.BACK_OFF, None
 
     def back_off_s(self) -> float:
-        """The wait before the next try: doubling from 0.2 s, at most 5 s."""
-        return min(5.0, 0.1 * 2.0**self.failures)
+        """The wait before the next try (`back_off_s`)."""
+        return back_off_s(self.failures)
 
     def set_aside(self) -> None:
         """The suspect left as a dead letter: the count starts again."""

@@ -31,12 +31,12 @@ from consumers.checkpoint import CheckpointBook, source_of
 from consumers.erasure import ErasureLedger
 from consumers.held import HeldRecordError
 from consumers.kanon import KAnonymityWindow, PendingEntry
-from ingest.consent_store import read_partition
 from ingest.errors import TransportError
-from ingest.topics import TopicSet
-from ingest.transport import Consumer, Transport
-from ingest.transport.base import TopicPartition
-from ingest.transport.errors import FencedError
+from ingest.kafka import Consumer, Transport
+from ingest.kafka.base import TopicPartition
+from ingest.kafka.consent_store import read_partition
+from ingest.kafka.errors import FencedError
+from ingest.kafka.topics import TopicSet
 
 log = logging.getLogger(__name__)
 

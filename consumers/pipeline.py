@@ -18,7 +18,7 @@ from consumers.consent import ConsentRules, gate
 from consumers.consent_table import ConsentTable
 from consumers.kanon import PendingEntry
 from consumers.tagging import count_levels
-from ingest.transport.base import Message
+from ingest.kafka.base import Message
 from schemas.codec import Codec
 from schemas.errors import DecodeError
 

@@ -4,7 +4,7 @@
     rows = list(read_anonymized("device", max_records=10_000))
     df = pandas.DataFrame(rows)            # one column per output field
 
-Only the analyst topics (`analyst = true` in ingest/topics.toml) can be
+Only the analyst topics (`analyst = true` in ingest/kafka/topics.toml) can be
 read; anything else raises ReaderError. Only committed records are seen.
 """
 
@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ingest.config import KafkaSettings, load_settings
-from ingest.topics import TopicSet, load_topic_set
-from ingest.transport import ConsumerOptions, TopicPartition, Transport, make_transport
+from ingest.kafka import ConsumerOptions, TopicPartition, Transport, make_transport
+from ingest.kafka.config import KafkaSettings, load_settings
+from ingest.kafka.topics import TopicSet, load_topic_set
 from schemas.codec import Codec
 from schemas.errors import ConsentgateError, DecodeError
 from schemas.registry import default_registry

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from ingest.transport.base import BrokerInfo
+from ingest.kafka.base import BrokerInfo
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from consumers.checkpoint import ChunkWrite
 from consumers.kanon import Released
 from consumers.ladders import HOUR_MS
 from consumers.pipeline import Rejected
-from ingest.topics import TopicSet
-from ingest.transport.base import Headers
+from ingest.kafka.base import Headers
+from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
 
 EVENT_TYPE = "event-type"

@@ -2,13 +2,13 @@
 
 Unknown keys and contradictory values fail at start with one clear message. A key
 is unknown when it is not a field below; a CONSENTGATE_* variable is unknown when
-neither these settings, the Kafka connection settings (`ingest.config.KafkaSettings`)
-nor anything else the worker runs (`ingest.config.OTHER_VARIABLES`) reads it. The
+neither these settings, the Kafka connection settings (`ingest.kafka.config.KafkaSettings`)
+nor anything else the worker runs (`ingest.kafka.config.OTHER_VARIABLES`) reads it. The
 message names the key, and the nearest known one, never a value.
 Secrets (the k-anonymity person key) are SecretStr and never printed, not even in
 an error. Outside demo mode the key must be the operator's own: not the public demo
 key, not a placeholder, 16+ characters with 10+ distinct ones and an estimated 64+
-bits (`ingest.config.weak_secret_reason`). An empty variable counts as unset.
+bits (`ingest.kafka.config.weak_secret_reason`). An empty variable counts as unset.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.config import (
+from ingest.errors import ConfigError, validation_problems
+from ingest.kafka.config import (
     ENV_PREFIX,
     OTHER_VARIABLES,
     KafkaSettings,
@@ -31,9 +32,8 @@ from ingest.config import (
     variable_names,
     weak_secret_reason,
 )
-from ingest.errors import ConfigError, validation_problems
 
-# Examples of values refused as secrets (the rule is `ingest.config.is_placeholder`).
+# Examples of values refused as secrets (the rule is `ingest.kafka.config.is_placeholder`).
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "placeholder", "secret", "demo", "password", "example", "test"}
 )

@@ -12,7 +12,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from consumers.anonymization_config import load_policy
@@ -29,8 +29,8 @@ from consumers.route import Router
 from consumers.scrub import scrub
 from consumers.settings import PipelineSettings
 from ingest.errors import TransportError
-from ingest.topics import TopicSet
-from ingest.transport import ConsumerOptions, Transport
+from ingest.kafka import Consumer, ConsumerOptions, Transport
+from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,36 @@ def wait_for_sink(watch: ClusterWatch, health: HealthState, stop: threading.Even
         health.last_loop = time.monotonic()  # waiting, not stalled
         if watch.wait_checked(1.0):
             return True
+        stop.wait(0.5)
+    return False
+
+
+def wait_for_inputs(
+    consumer: Consumer, topics: Sequence[str], health: HealthState, stop: threading.Event
+) -> bool:
+    """Wait until the group consumer's own metadata knows every input topic; False if
+    stopped first.
+
+    A group leader assigns only the partitions its metadata knows when it joins: a worker
+    that subscribed right after its topics were created could be given none, and wait for
+    the next metadata refresh (minutes) before it took any partition.
+    """
+    missing = list(topics)
+    logged = False
+    while not stop.is_set():
+        health.last_loop = time.monotonic()  # waiting, not stalled
+        still: list[str] = []
+        for topic in missing:
+            try:
+                consumer.partitions_for(topic)
+            except TransportError:
+                still.append(topic)
+        if not still:
+            return True
+        if not logged:
+            log.warning("waiting for the input topics' metadata", extra={"topics": len(still)})
+            logged = True
+        missing = still
         stop.wait(0.5)
     return False
 

@@ -32,9 +32,9 @@ from consumers.route import OutRecord, Router
 from consumers.settings import PipelineSettings
 from consumers.txn import Txn
 from ingest.errors import TransportError
-from ingest.transport import Consumer, Producer, ProducerOptions, Transport
-from ingest.transport.base import TopicPartition
-from ingest.transport.errors import FencedError
+from ingest.kafka import Consumer, Producer, ProducerOptions, Transport
+from ingest.kafka.base import TopicPartition
+from ingest.kafka.errors import FencedError
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,10 @@ class Transactions:
             txn.apply_metrics(int(time.time() * 1000), time.monotonic() - txn.started)
             m.PENDING.set(self._pending_count())
             m.LAST_COMMIT.set(time.time())
+        if txn.suppressed:
+            # The only durable trace of a suppression: its records leave no output, and a
+            # killed worker's counters die with it.
+            log.info("k-anonymity suppression committed", extra={"suppressed": txn.suppressed})
         return txn
 
     def abort(self) -> None:

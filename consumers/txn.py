@@ -11,7 +11,7 @@ from consumers import metrics as m
 from consumers.consent_feed import Cancellation
 from consumers.kanon import PendingEntry
 from consumers.pipeline import BatchOutcome, StageCounts
-from ingest.transport.base import TopicPartition
+from ingest.kafka.base import TopicPartition
 
 
 @dataclass(slots=True)

@@ -54,10 +54,10 @@ from consumers.regroup import RegroupKeys
 from consumers.settings import PipelineSettings
 from consumers.transactions import Transactions
 from ingest.errors import TransportError
-from ingest.topics import TopicSet
-from ingest.transport import Consumer, ConsumerOptions, Transport
-from ingest.transport.base import Message, TopicPartition
-from ingest.transport.errors import FencedError
+from ingest.kafka import Consumer, ConsumerOptions, Transport
+from ingest.kafka.base import Message, TopicPartition
+from ingest.kafka.errors import FencedError
+from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
 from schemas.registry import default_registry
 
@@ -192,6 +192,10 @@ class Worker:
                 )
             )
             self._txns.start(self._consumer)
+            if not startup.wait_for_inputs(
+                self._consumer, self._inputs, self.health, self.stop_event
+            ):
+                return 0
             self._consumer.subscribe(self._inputs, self._owned.on_assign, self._owned.on_revoke)
             self._loop()
             return 0
@@ -212,6 +216,8 @@ class Worker:
         except Exception:  # leaving anyway: the transaction aborts on the broker side
             log.warning("final commit failed; the open transaction will be aborted", exc_info=True)
         self.stop_event.set()
+        if self._watch is not None:
+            self._watch.wake()  # not a whole recheck interval's wait at shutdown
         for thread in (self._writer_thread, self._watch_thread):
             if thread is not None:
                 thread.join(15)
@@ -425,6 +431,9 @@ class Worker:
             time.monotonic() - txn.started > self.settings.stuck_after_ms / 1000
         )
         self.health.progressing = not stuck and self._narrowing.progressing
+        down = self.health.overdue(time.monotonic())
+        if down:
+            log.warning("worker not ready", extra={"down": down})
 
     def _update_lag(self) -> None:
         self._last_lag = time.monotonic()

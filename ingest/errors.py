@@ -1,6 +1,6 @@
 """Errors of the publishing side: configuration, the Kafka boundary, the local broker, the CLI.
 
-`ingest.cli` turns them into exit statuses in one place: `UsageError` and
+`ingest.cli.main` turns them into exit statuses in one place: `UsageError` and
 `ConfigError` are the user's mistakes (2), everything else is a failure (1).
 """
 

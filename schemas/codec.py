@@ -26,7 +26,8 @@ from typing import Any, cast
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
-from schemas.avro_compiled import BodyReader, BodyWriter, compile_reader, compile_writer
+from schemas.avro_compiled_reader import BodyReader, compile_reader
+from schemas.avro_compiled_writer import BodyWriter, compile_writer
 from schemas.errors import DecodeError, EncodeError
 from schemas.registry import Registry, SchemaVersion, default_registry
 

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from ingest.config import KafkaSettings, load_settings
-from ingest.topics import TopicSet
-from ingest.transport import Transport, make_transport
+from ingest.kafka import Transport, make_transport
+from ingest.kafka.config import KafkaSettings, load_settings
+from ingest.kafka.topics import TopicSet
 from tests.integration.topic_sets import fresh_topic_set
+from tests.integration.transport_helpers import new_topics
 
 # No wall-clock limits in tests: Hypothesis's default 200 ms deadline per example failed
 # a property test on a busy machine. Speed is measured by benchmarks/.
@@ -57,7 +58,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    from ingest.broker import LocalBroker
+    from ingest.local_broker.broker import LocalBroker
 
     run_dir = tmp_path_factory.mktemp("kafka")
     broker = LocalBroker(run_dir=Path(run_dir))
@@ -107,6 +108,18 @@ def client(request: pytest.FixtureRequest) -> str:
 def client_transport(kafka_settings: KafkaSettings, client: str) -> Transport:
     """The transport of the parametrized `client` for the session broker."""
     return make_transport(kafka_settings.model_copy(update={"client": client}))
+
+
+@pytest.fixture
+def topic(client_transport: Transport) -> Iterator[str]:
+    """One fresh 3-partition topic, created and deleted through the transport under test."""
+    (name,) = new_topics(client_transport)
+    yield name
+    admin = client_transport.admin()
+    try:
+        admin.delete_topics([name])
+    finally:
+        admin.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.consent_store import read_to_end
-from ingest.fleet import Fleet
+from ingest.kafka import ConsumerOptions, TopicPartition, Transport
+from ingest.kafka.consent_store import read_to_end
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import Samples, metric_sum
-from ingest.publisher import Publisher
-from ingest.simulate import Simulation
-from ingest.topics import TopicSet
-from ingest.transport import ConsumerOptions, TopicPartition, Transport
+from ingest.sdk.publisher import Publisher
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from schemas.registry import default_registry
 from tests.integration.worker_harness import WorkerProcess, read_topic

@@ -25,24 +25,24 @@ from consumers.consent_changes import (
 )
 from consumers.pipeline import Rejected
 from consumers.route import Router
-from ingest.broker import LocalBroker
-from ingest.commands.dlq import DLQ_TRANSACTIONAL_ID
-from ingest.config import KafkaSettings, load_settings
-from ingest.consent_client import ConsentClient
+from ingest.cli.dlq_replay import DLQ_TRANSACTIONAL_ID
 from ingest.errors import DeliveryError
-from ingest.fleet import Fleet
-from ingest.metrics_text import metric_sum
-from ingest.publisher import Publisher
-from ingest.simulate import Simulation
-from ingest.topics import ROLES, TopicSet, load_topic_set
-from ingest.transport import (
+from ingest.kafka import (
     ConsumerOptions,
     Message,
     ProducerOptions,
     TopicPartition,
     make_transport,
 )
-from ingest.transport.errors import AuthorizationError
+from ingest.kafka.config import KafkaSettings, load_settings
+from ingest.kafka.errors import AuthorizationError
+from ingest.kafka.topics import ROLES, TopicSet, load_topic_set
+from ingest.local_broker.broker import LocalBroker
+from ingest.metrics_text import metric_sum
+from ingest.sdk.consent_client import ConsentClient
+from ingest.sdk.publisher import Publisher
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.worker_harness import start_worker, wait_for
 
@@ -94,7 +94,7 @@ def secured(sasl_broker: tuple[str, dict[str, str]]) -> tuple[str, dict[str, str
     env = {**os.environ, **_env(bootstrap, "admin", passwords["admin"])}
     for action in ("create", "acls"):
         done = subprocess.run(
-            [sys.executable, "-m", "ingest.cli", "topics", action, "--prefix", "acl."],
+            [sys.executable, "-m", "ingest.cli.main", "topics", action, "--prefix", "acl."],
             capture_output=True, text=True, env=env, timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -214,7 +214,7 @@ def test_pipeline_runs_with_only_its_own_grants(
 def _dlq(bootstrap: str, password: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **_env(bootstrap, "consentgate-ops", password)}
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "dlq", *args, "--prefix", "acl."],
+        [sys.executable, "-m", "ingest.cli.main", "dlq", *args, "--prefix", "acl."],
         capture_output=True, text=True, env=env, timeout=180, check=False,
     )  # fmt: skip
 

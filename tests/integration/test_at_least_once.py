@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.fleet import Fleet
+from ingest.kafka import ConsumerOptions, TopicPartition, Transport
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import Samples, metric_sum
-from ingest.publisher import Publisher
-from ingest.simulate import Simulation
-from ingest.topics import TopicSet
-from ingest.transport import ConsumerOptions, TopicPartition, Transport
+from ingest.sdk.publisher import Publisher
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from tests.integration.fault_helpers import (
     accounting,
     end_offsets,

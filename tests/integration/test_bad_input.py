@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from ingest.kafka import ProducerOptions, Transport
 from ingest.metrics_text import metric_sum
-from ingest.transport import ProducerOptions, Transport
 from schemas.codec import Codec
 from tests.integration.fault_helpers import (
     assert_accounting,

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.commands.publish import MAX_DEPTH, MAX_LINE_BYTES
-from ingest.commands.simulate import json_line
-from ingest.fleet import Fleet
-from ingest.simulate import Simulation
-from ingest.topics import TopicSet
-from ingest.transport import Transport
+from ingest.cli.publish import MAX_DEPTH, MAX_LINE_BYTES
+from ingest.cli.simulate import json_line
+from ingest.kafka import Transport
+from ingest.kafka.topics import TopicSet
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.test_acl import sasl_broker  # noqa: F401  (the SASL broker fixture)
 from tests.integration.test_publishing import read_all
@@ -37,7 +37,7 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run `consentgate ARGS` as a child process from the repository root."""
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args],
+        [sys.executable, "-m", "ingest.cli.main", *args],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -1,6 +1,6 @@
 """Consent changes through the SDK, late, twice and from two services at once (SPEC 5).
 
-Changes go through `ingest.consent_client.ConsentClient` to the consent-changes topic and
+Changes go through `ingest.sdk.consent_client.ConsentClient` to the consent-changes topic and
 the consent writer of a real worker folds them. The expected decisions come from a naive
 fold of each user's whole history in the order the changes were made (the oracle of
 tests.unit.consumers.test_consent_property), never from the pipeline's code. Passing
@@ -32,12 +32,12 @@ from consumers.consent_changes import (
     WithdrawPurpose,
     fold,
 )
-from ingest.consent_client import ChangeReceipt, ConsentClient
-from ingest.consent_store import read_consent
+from ingest.kafka import ProducerOptions, Transport
+from ingest.kafka.consent_store import read_consent
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import by_label
-from ingest.publisher import Publisher
-from ingest.topics import TopicSet
-from ingest.transport import ProducerOptions, Transport
+from ingest.sdk.consent_client import ChangeReceipt, ConsentClient
+from ingest.sdk.publisher import Publisher
 from schemas.codec import Codec
 from schemas.fields import field_tags
 from tests.integration.fault_helpers import accounting, held
@@ -209,7 +209,7 @@ def test_late_and_duplicated_changes_decide_every_event_as_the_naive_fold(
         try:
             wait_for(settled, timeout_s=60, what=f"{total} events settled")
         except AssertionError:
-            raise AssertionError(f"{dump(worker.metrics())}\n{worker.log()}") from None
+            raise AssertionError(f"{dump(worker.metrics())}\n{worker.diagnosis()}") from None
         samples = worker.metrics()
     finally:
         assert worker.stop() == 0, worker.log()
@@ -277,7 +277,7 @@ def test_two_services_changing_one_user_at_once_lose_no_change(
         for _ in range(2):
             done = subprocess.run(
                 [
-                    sys.executable, "-m", "ingest.cli", "consent", "grant", user,
+                    sys.executable, "-m", "ingest.cli.main", "consent", "grant", user,
                     "--category", "installed_apps", "--change-id", "cli-1",
                     "--bootstrap", kafka_bootstrap, "--prefix", topic_set.prefix,
                 ],

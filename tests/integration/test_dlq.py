@@ -21,19 +21,18 @@ from typing import Any
 
 import pytest
 
-from ingest.commands.dlq import (
+from ingest.cli.dlq_letters import Selection, read_letters
+from ingest.cli.dlq_replay import (
     DLQ_TRANSACTIONAL_ID,
-    Selection,
     plan_replay,
-    read_letters,
     replay_transactions,
     replayed_identities,
 )
-from ingest.consent_store import read_to_end
+from ingest.kafka import Message, ProducerOptions, Transport
+from ingest.kafka.consent_store import read_to_end
+from ingest.kafka.topic_reader import read_messages
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import metric_sum
-from ingest.topic_reader import read_messages
-from ingest.topics import TopicSet
-from ingest.transport import Message, ProducerOptions, Transport
 from schemas.codec import Codec
 from tests.integration.topic_sets import create_topic_set, delete_topic_set
 from tests.integration.worker_harness import read_topic, start_worker, wait_for
@@ -140,7 +139,7 @@ def dead_letters(
 
 def _cli(bootstrap: str, topics: TopicSet, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "dlq", *args,
+        [sys.executable, "-m", "ingest.cli.main", "dlq", *args,
          "--bootstrap", bootstrap, "--prefix", topics.prefix],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from ingest import broker as broker_module
-from ingest.broker import LocalBroker
+from ingest.local_broker import broker as broker_module
+from ingest.local_broker.broker import LocalBroker
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli_status(run_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "broker", "status", "--run-dir", str(run_dir)],
+        [sys.executable, "-m", "ingest.cli.main", "broker", "status", "--run-dir", str(run_dir)],
         capture_output=True,
         text=True,
         cwd=REPO,

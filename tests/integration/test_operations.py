@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -9,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.fleet import Fleet
+from ingest.kafka import Transport
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import declared_series, metric_sum
-from ingest.publisher import Publisher
-from ingest.simulate import Simulation
-from ingest.topics import TopicSet
-from ingest.transport import Transport
+from ingest.sdk.publisher import Publisher
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from tests.integration.fault_helpers import accounting, held
 from tests.integration.worker_harness import running_worker, wait_for
 from tests.unit.deploy.promql import (
@@ -85,6 +86,13 @@ def test_scraped_metrics_balance_and_name_every_dashboard_series(
         worker_side = {n for n in wanted if not n.startswith("consentgate_publish")}
         missing = sorted(worker_side - scraped)
         assert not missing, f"dashboard names series the worker does not export: {missing}"
+
+        # A hung worker can say where it hangs: SIGUSR1 dumps every thread's stack to its
+        # log and it goes on running; the leak check below reads the dump too.
+        worker.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "consumers/worker.py" in worker.full_log(), 30, "a stack dump")
+        assert "Thread 0x" in worker.full_log()
+        assert worker.get("/readyz")[0] == 200
     log = worker.log_path.read_text(errors="replace")
     leaked = sorted(i for i in identifiers if i in log)
     assert not leaked, f"{len(leaked)} identifiers appear in the worker log"
@@ -93,7 +101,7 @@ def test_scraped_metrics_balance_and_name_every_dashboard_series(
 def test_tail_refuses_a_raw_topic_with_one_line(kafka_bootstrap: str, topic_set: TopicSet) -> None:
     done = subprocess.run(
         [
-            sys.executable, "-m", "ingest.cli", "tail", topic_set.name("raw_device"),
+            sys.executable, "-m", "ingest.cli.main", "tail", topic_set.name("raw_device"),
             "--bootstrap", kafka_bootstrap, "--prefix", topic_set.prefix,
         ],
         capture_output=True, text=True, timeout=60, check=False,

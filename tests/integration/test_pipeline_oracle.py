@@ -2,7 +2,7 @@
 
 Consent records are published and acknowledged before the events they govern; a second wave
 of withdrawals follows once the first wave of events has left the pipeline, and then events
-collected before those withdrawals. The oracle (tests.integration.pipeline_scenario) says,
+collected before those withdrawals. The oracle (tests.integration.scenario_oracle) says,
 for each event, pass or the first drop reason and which sensitive categories survive.
 Passing events pair up on an app version of their own (two persons each, every other
 released value equal), so with k = 2 each pair leaves as one group that names it, and
@@ -19,26 +19,23 @@ from typing import Any
 
 import pytest
 
+from ingest.kafka import ProducerOptions, Transport
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import by_label
-from ingest.publisher import Publisher
-from ingest.topics import TopicSet
-from ingest.transport import ProducerOptions, Transport
+from ingest.sdk.publisher import Publisher
 from schemas.codec import Codec
 from tests.integration.fault_helpers import accounting, held
-from tests.integration.pipeline_scenario import (
-    CATEGORIES,
-    Rules,
-    UserScript,
+from tests.integration.pipeline_scenario import build_scenario, scenario_start
+from tests.integration.scenario_oracle import expectations
+from tests.integration.scenario_records import (
     build_event,
-    build_scenario,
     consent_records,
-    expectations,
     iter_events,
     pair_versions,
     released_shape,
     removed_fields,
-    scenario_start,
 )
+from tests.integration.scenario_types import CATEGORIES, Rules, UserScript
 from tests.integration.worker_harness import WorkerProcess, dump, read_topic, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -91,7 +88,7 @@ def wait_settled(worker: WorkerProcess, consumed: int) -> None:
     try:
         wait_for(lambda: settled(worker, consumed), timeout_s=45, what=f"{consumed} processed")
     except AssertionError:
-        raise AssertionError(f"{dump(worker.metrics())}\n{worker.log()}") from None
+        raise AssertionError(f"{dump(worker.metrics())}\n{worker.diagnosis()}") from None
 
 
 def read_outputs(

@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 
 from benchmarks.privacy_oracle import Index, candidates
-from ingest.fleet import Fleet, luhn_check_digit
+from ingest.kafka import Message, ProducerOptions, Transport
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import Samples, merge, metric_sum
-from ingest.publisher import Publisher
-from ingest.simulate import Simulation
-from ingest.topics import TopicSet
-from ingest.transport import Message, ProducerOptions, Transport
+from ingest.sdk.publisher import Publisher
+from ingest.simulator.fleet import Fleet, luhn_check_digit
+from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from schemas.fields import field_tags
 from tests.integration.fault_helpers import accounting, held
@@ -126,7 +126,7 @@ def run_until_settled(
             # Generous: two workers and a repartition hop on a busy 2-core machine.
             wait_for(settled, timeout_s=300, what=f"{consumed} events processed")
         except AssertionError:
-            raise AssertionError(f"{dump(totals())}\n{procs[0].log()}") from None
+            raise AssertionError(f"{dump(totals())}\n{procs[0].diagnosis()}") from None
         samples = totals()
     finally:
         codes = [worker.stop() for worker in procs]

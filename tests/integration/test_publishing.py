@@ -17,14 +17,8 @@ import fastavro
 import pytest
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from ingest.broker import LocalBroker, free_port
-from ingest.config import load_settings
 from ingest.errors import DeliveryError
-from ingest.fleet import Fleet
-from ingest.publisher import Publisher
-from ingest.simulate import Simulation
-from ingest.topics import Role, TopicSet, load_topic_set
-from ingest.transport import (
+from ingest.kafka import (
     ConsumerOptions,
     Message,
     ProducerOptions,
@@ -32,7 +26,13 @@ from ingest.transport import (
     Transport,
     make_transport,
 )
-from ingest.transport.base import Delivery
+from ingest.kafka.base import Delivery
+from ingest.kafka.config import load_settings
+from ingest.kafka.topics import Role, TopicSet, load_topic_set
+from ingest.local_broker.broker import LocalBroker, free_port
+from ingest.sdk.publisher import Publisher
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.topic_sets import create_topics
 

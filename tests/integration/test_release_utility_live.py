@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.privacy_report import measure, run_on_broker, traffic
+from benchmarks.privacy_report import measure
+from benchmarks.privacy_runs import run_on_broker, traffic
 
 # Publishing two minutes of traffic in real time, then the hold, then reading it all back.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.broker import LocalBroker
-from ingest.config import load_settings
+from ingest.kafka import Transport, make_transport
+from ingest.kafka.config import load_settings
+from ingest.kafka.topics import TopicSet
+from ingest.local_broker.broker import LocalBroker
 from ingest.metrics_text import Series, metric_sum
-from ingest.topics import TopicSet
-from ingest.transport import Transport, make_transport
 from tests.integration.fault_helpers import build_workload, end_offsets, publish, publish_consents
 from tests.integration.topic_sets import create_topics
 from tests.integration.worker_harness import start_worker, wait_for

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.commands.connection import instant_ms
-from ingest.fleet import Fleet
-from ingest.simulate import Simulation
-from ingest.topics import TopicSet
-from ingest.transport import Transport
+from ingest.cli.connection import instant_ms
+from ingest.kafka import Transport
+from ingest.kafka.topics import TopicSet
+from ingest.simulator.fleet import Fleet
+from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.test_cli_publish import cli
 from tests.integration.test_publishing import read_all

@@ -8,15 +8,15 @@ import uuid
 
 import pytest
 
-from ingest.topics import ROLES, Role, load_topic_set
-from ingest.transport import Transport
+from ingest.kafka import Transport
+from ingest.kafka.topics import ROLES, Role, load_topic_set
 
 pytestmark = pytest.mark.integration
 
 
 def _cli(*args: str, bootstrap: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args, "--bootstrap", bootstrap],
+        [sys.executable, "-m", "ingest.cli.main", *args, "--bootstrap", bootstrap],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,7 +1,7 @@
 """The two client libraries agree with each other and with Java Kafka on the same broker.
 
 What each client must do on its own (every method of the boundary) is in
-test_transport_conformance.py, run once per client; this file holds the checks that
+test_transport_conformance_*.py, run once per client; this file holds the checks that
 need both clients in one test: one writes what the other reads.
 """
 
@@ -12,15 +12,15 @@ import uuid
 
 import pytest
 
-from ingest.config import KafkaSettings
-from ingest.transport import (
+from ingest.kafka import (
     ConsumerOptions,
     ProducerOptions,
     TopicPartition,
     Transport,
     make_transport,
 )
-from tests.integration.test_transport_conformance import new_topics, read, reader
+from ingest.kafka.config import KafkaSettings
+from tests.integration.transport_helpers import new_topics, read, reader
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from ingest.topics import ROLES, Role, TopicSet, load_topic_set
-from ingest.transport import Transport
+from ingest.kafka import Transport
+from ingest.kafka.topics import ROLES, Role, TopicSet, load_topic_set
 
 PARTITIONS = 3
 """Partitions of each topic of a test's set: enough for two workers to share."""

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ingest.kafka import Message, Transport
+from ingest.kafka.topic_reader import read_messages
+from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import Samples, parse_exposition
-from ingest.topic_reader import read_messages
-from ingest.topics import TopicSet
-from ingest.transport import Message, Transport
 
 
 def free_port() -> int:
@@ -60,7 +61,16 @@ class WorkerProcess:
             if self.get("/readyz")[0] == 200:
                 return
             time.sleep(0.2)
-        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log()}")
+        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.diagnosis()}")
+
+    def diagnosis(self) -> str:
+        """What a stuck worker can tell: its /readyz flags, then its log with every
+        thread's stack (SIGUSR1, `consentgate run`) at the end."""
+        status, body = self.get("/readyz")
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)  # the dump is written by the worker's signal handler
+        return f"/readyz {status} {body}\n{self.full_log()[-12000:]}"
 
     def metrics(self) -> Samples:
         """Scraped samples of the consentgate_ series."""
@@ -83,10 +93,34 @@ class WorkerProcess:
 
     def log(self) -> str:
         """The worker's stderr so far (last 4 KiB)."""
+        return self.full_log()[-4000:]
+
+    def full_log(self) -> str:
+        """The worker's whole stderr so far."""
         try:
-            return self.log_path.read_text(errors="replace")[-4000:]
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def events(self) -> list[dict[str, Any]]:
+        """The worker's JSON log entries so far, whole (a line cut short by SIGKILL skipped)."""
+        entries = []
+        for line in self.full_log().splitlines():
+            if line.startswith("{"):
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    continue
+        return entries
+
+    def problems(self) -> list[dict[str, Any]]:
+        """The worker's own warnings and errors (not its Kafka client's), in order."""
+        return [
+            e
+            for e in self.events()
+            if e.get("level") != "info"
+            and str(e.get("logger", "")).startswith(("consumers", "ingest"))
+        ]
 
 
 def start_worker(
@@ -103,7 +137,7 @@ def start_worker(
     port = free_port()
     log_path = log_dir / f"worker-{index}-{port}.log"
     cmd = [
-        sys.executable, "-m", "ingest.cli", "run",
+        sys.executable, "-m", "ingest.cli.main", "run",
         "--bootstrap", bootstrap, "--prefix", topics.prefix,
         "--group", group, "--worker-index", str(index),
         "--metrics-port", str(port - index), "--demo",

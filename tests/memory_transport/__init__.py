@@ -73,11 +73,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    # Static conformance, as for the two real clients in ingest/transport/__init__.py:
+    # Static conformance, as for the two real clients in ingest/kafka/__init__.py:
     # mypy (which checks this package) fails here when a protocol method is missing or
-    # its signature drifted; tests/unit/ingest/test_transport_protocol.py checks the
+    # its signature drifted; tests/unit/ingest/kafka/test_transport_protocol.py checks the
     # parameter names at run time.
-    from ingest.transport.base import Admin, Consumer, Delivery, Producer, Transport
+    from ingest.kafka.base import Admin, Consumer, Delivery, Producer, Transport
 
     _transport: type[Transport] = MemoryTransport
     _producer: type[Producer] = MemoryProducer

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ingest.errors import DeliveryError, TransportError
-from ingest.transport.base import (
+from ingest.kafka.base import (
     AclSpec,
     BrokerInfo,
     ConsumerOptions,
@@ -21,7 +21,7 @@ from ingest.transport.base import (
     TopicPartition,
     TopicSpec,
 )
-from ingest.transport.errors import FencedError, TransactionError
+from ingest.kafka.errors import FencedError, TransactionError
 from tests.memory_transport.cluster import MemoryCluster, Transaction, partition_for_key
 from tests.memory_transport.consumer import MemoryConsumer
 from tests.memory_transport.groups import GroupMetadata

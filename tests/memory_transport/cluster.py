@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ingest.errors import TransportError
-from ingest.transport.base import AclSpec, Headers, TopicPartition, TopicSpec
-from ingest.transport.errors import UnreachableError
+from ingest.kafka.base import AclSpec, Headers, TopicPartition, TopicSpec
+from ingest.kafka.errors import UnreachableError
 from tests.memory_transport.faults import CommitClaim, CommitPause, DeliveryFault
 from tests.memory_transport.groups import Group, GroupMetadata, OffsetCommit
 

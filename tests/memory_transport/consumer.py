@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from ingest.errors import TransportError
-from ingest.transport.base import ConsumerOptions, Message, PartitionsCallback, TopicPartition
+from ingest.kafka.base import ConsumerOptions, Message, PartitionsCallback, TopicPartition
 from tests.memory_transport.cluster import MemoryCluster
 from tests.memory_transport.groups import GroupMetadata
 

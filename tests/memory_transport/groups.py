@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ingest.transport.base import TopicPartition
+from ingest.kafka.base import TopicPartition
 
 if TYPE_CHECKING:
     from tests.memory_transport.cluster import Transaction

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from consumers.cluster_watch import ClusterWatch
 from consumers.health import HealthState
 from consumers.residency import check_residency
 from ingest.errors import TransportError
-from ingest.transport.base import BrokerInfo
+from ingest.kafka.base import BrokerInfo
 
 
 class _Admin:
@@ -38,14 +39,14 @@ class _Cluster:
         return _Admin(self)
 
 
-def _watch(cluster: _Cluster, health: HealthState) -> ClusterWatch:
+def _watch(cluster: _Cluster, health: HealthState, interval_s: float = 60) -> ClusterWatch:
     return ClusterWatch(
         cluster,  # type: ignore[arg-type]
         lambda brokers: check_residency(
             brokers, ("cn-north-*",), ["mainland.x"], lambda t: t.startswith("mainland.")
         ),
         health,
-        interval_s=60,
+        interval_s=interval_s,
     )
 
 
@@ -74,6 +75,22 @@ def test_a_requested_check_distrusts_residency_until_it_has_run() -> None:
     assert watch.wait_checked(0.01) is False  # nothing ran yet: still closed
     watch.check_once()
     assert watch.wait_checked(0.01) is True
+
+
+def test_a_woken_watch_stops_without_waiting_out_its_interval() -> None:
+    """A worker's shutdown wakes the watch: an hour's interval is not waited out (if it
+    were, the join below would outlast the suite's per-test timeout)."""
+    cluster, health = _Cluster(), HealthState()
+    watch = _watch(cluster, health, interval_s=3600)
+    stop = threading.Event()
+    thread = threading.Thread(target=watch.run, args=(stop,), daemon=True)
+    thread.start()
+    watch.request_check()
+    assert watch.wait_checked(3600) is True  # the first check ran; now it waits an hour
+    stop.set()
+    watch.wake()
+    thread.join()
+    assert cluster.closed == 1  # the admin client was released on the way out
 
 
 def test_readiness_needs_the_broker_and_progress() -> None:

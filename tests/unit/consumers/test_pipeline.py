@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from consumers.pipeline import invalid_reason
-from ingest.transport.base import Message
+from ingest.kafka.base import Message
 
 NOW_MS = 1_750_000_000_000
 DAY_MS = 24 * 3600 * 1000

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.privacy_report import measure, run_in_process, traffic
+from benchmarks.privacy_report import measure
+from benchmarks.privacy_runs import run_in_process, traffic
 
 K = 10
 MIDNIGHT_UTC = 1_795_996_800_000  # 2026-11-30T00:00Z

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from consumers.residency import check_residency
-from ingest.transport.base import BrokerInfo
+from ingest.kafka.base import BrokerInfo
 
 ALLOW = ("cn-north-*", "cn-east-*")
 TARGETS = ("p.mainland.anonymized.device-events", "p.mainland.erasure-requests")

@@ -21,8 +21,8 @@ from consumers.route import (
     Router,
     new_anon_id,
 )
-from ingest.topics import load_topic_set
-from ingest.transport import Message
+from ingest.kafka import Message
+from ingest.kafka.topics import load_topic_set
 from schemas.codec import Codec
 
 HOUR = 3_600_000

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 
 from consumers.pipeline import BatchOutcome, Rejected
 from consumers.txn import Txn
-from ingest.transport.base import Message
+from ingest.kafka.base import Message
 
 MSG = Message("raw.log-events", 1, 42, b"u1", b"", [], 0)
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from prometheus_client import REGISTRY
 
-from ingest.topics import TopicSet
-from ingest.transport import TopicPartition
+from ingest.kafka import TopicPartition
+from ingest.kafka.topics import TopicSet
 from tests.integration.fault_helpers import (
     Feeder,
     Workload,
@@ -32,6 +32,7 @@ from tests.unit.consumers.worker_runs import (
     SETTLE_S,
     Run,
     WorkerThread,
+    committed_suppressions,
     counters,
     finish,
     fresh_cluster,
@@ -95,6 +96,24 @@ def test_one_worker_consumes_a_batch_exactly_once_committing_offsets_with_output
     assert stage_one_outputs(run) == counted["regrouped_out"] + counted["dead_lettered"]
 
 
+def test_suppressions_are_logged_as_they_commit(
+    workload: Workload, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One person's records alone can form no group of k = 2: all are suppressed, and the
+    commits that suppressed them say how many (the trace a killed worker leaves)."""
+    caplog.set_level(logging.INFO, logger="consumers")
+    cluster, transport, topics = fresh_cluster(workload)
+    person = workload.closers[0][1]["user_id"]  # a closer consents to everything
+    alone = [event for event in workload.closers if event[1]["user_id"] == person]
+    publish(transport, topics, alone)
+    before = counters()
+    worker = WorkerThread(transport, topics).start()
+    run = finish(cluster, transport, topics, [worker], before, workload.now_ms)
+    assert run.counted["forwarded"] == 0
+    assert run.counted["suppressed"] > 0
+    assert committed_suppressions(caplog.records) == run.counted["suppressed"]
+
+
 def test_failed_commits_abort_and_rewind_and_every_record_counts_once(
     uninterrupted: Run, workload: Workload
 ) -> None:
@@ -154,7 +173,7 @@ def test_a_second_worker_joining_takes_over_held_records_and_none_leaves_twice(
     run = finish(cluster, transport, topics, [first, second], before, workload.now_ms)
     counted = run.counted
     assert counted["pending_handed_off"] > 0
-    _none_twice_none_lost(run, uninterrupted)
+    _none_twice_none_lost(run, uninterrupted, caplog.records)
 
 
 def test_a_worker_late_for_a_rebalance_is_evicted_and_its_release_refused(
@@ -169,7 +188,7 @@ def test_a_worker_late_for_a_rebalance_is_evicted_and_its_release_refused(
     feeder.finish(timeout_s=SETTLE_S)
     run = finish(cluster, transport, topics, [first, second], before, workload.now_ms)
     assert run.counted["pending_handed_off"] > 0
-    _none_twice_none_lost(run, uninterrupted)
+    _none_twice_none_lost(run, uninterrupted, caplog.records)
 
 
 def test_every_commit_carries_offsets_a_release_that_consumed_nothing_too(
@@ -245,12 +264,18 @@ def _evict_the_first_at_a_release(
     return first, second, before
 
 
-def _none_twice_none_lost(run: Run, uninterrupted: Run) -> None:
+def _none_twice_none_lost(
+    run: Run, uninterrupted: Run, logged: Sequence[logging.LogRecord]
+) -> None:
     """Each marker at most as often as in one worker's run, and released or suppressed as
-    often in all: a record alone in its new owner's window at its deadline is suppressed."""
+    often in all: a record alone in its new owner's window at its deadline is suppressed.
+
+    The commits' log lines count the suppressions too (what the fault tests read from a
+    killed worker, whose counters die with it)."""
     found, reference, counted = run.found, uninterrupted.found, run.counted
     assert not found - reference, f"released more often than in one run: {found - reference}"
     assert sum(found.values()) + counted["suppressed"] == sum(reference.values())
+    assert committed_suppressions(logged) == counted["suppressed"]
     assert stage_one_outputs(run) == counted["regrouped_out"] + counted["dead_lettered"]
 
 

@@ -23,10 +23,10 @@ from consumers.held import HeldCodec
 from consumers.route import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from consumers.settings import PipelineSettings
 from consumers.worker import Worker
-from ingest.consent_store import read_partition
-from ingest.topics import ROLES, TopicSet, load_topic_set
-from ingest.transport import TopicPartition
-from ingest.transport.base import Headers
+from ingest.kafka import TopicPartition
+from ingest.kafka.base import Headers
+from ingest.kafka.consent_store import read_partition
+from ingest.kafka.topics import ROLES, TopicSet, load_topic_set
 from tests.integration.fault_helpers import (
     Marker,
     Workload,
@@ -318,6 +318,15 @@ def visible_writes(
         for msg in read_topic(transport, topic)
     }
     return len(written), len(written & seen)
+
+
+def committed_suppressions(records: Sequence[logging.LogRecord]) -> int:
+    """Records suppressed in committed transactions, as the workers logged them."""
+    return sum(
+        int(getattr(r, "suppressed", 0))
+        for r in records
+        if r.getMessage() == "k-anonymity suppression committed"
+    )
 
 
 def restores(records: Sequence[logging.LogRecord], thread: str) -> list[int]:

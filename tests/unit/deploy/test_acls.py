@@ -10,11 +10,11 @@ from typing import Any
 from kafka.admin import ACLOperation, ACLResourcePatternType, ResourceType
 
 from consumers.settings import PipelineSettings
-from ingest.commands.dlq import DLQ_TRANSACTIONAL_ID
+from ingest.cli.dlq_replay import DLQ_TRANSACTIONAL_ID
 
 REPO = Path(__file__).resolve().parents[3]
 ACLS = REPO / "deploy" / "acl" / "acls.toml"
-TOPICS = REPO / "ingest" / "topics.toml"
+TOPICS = REPO / "ingest" / "kafka" / "topics.toml"
 CLUSTER = "kafka-cluster"
 
 
@@ -23,7 +23,7 @@ def _acls() -> dict[str, Any]:
 
 
 def _topics_file() -> dict[str, Any]:
-    """The topic file read directly, independent of ingest.topics."""
+    """The topic file read directly, independent of ingest.kafka.topics."""
     return tomllib.loads(TOPICS.read_text(encoding="utf-8"))
 
 

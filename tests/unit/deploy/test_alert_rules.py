@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import consumers.metrics
-import ingest.metrics
+import ingest.sdk.metrics
 from tests.unit.deploy.promql import (
     PROMETHEUS_OWN_SERIES,
     exported_metric_names,
@@ -118,7 +118,7 @@ def test_every_alert_has_a_firing_and_a_quiet_test_case() -> None:
 
 
 def test_alert_expressions_name_only_exported_metrics() -> None:
-    known = exported_metric_names(consumers.metrics, ingest.metrics) | PROMETHEUS_OWN_SERIES
+    known = exported_metric_names(consumers.metrics, ingest.sdk.metrics) | PROMETHEUS_OWN_SERIES
     exprs = rule_expressions(_load(ALERTS))
     assert exprs
     for expr in exprs:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from consumers.settings import PLACEHOLDER_SECRETS, PipelineSettings, load_pipeline_settings
-from ingest.config import KafkaSettings
+from ingest.kafka.config import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_DIR = REPO / "deploy" / "compose"
@@ -183,7 +183,7 @@ def test_worker_environment_is_accepted_by_the_pipeline_settings(
 def test_every_consentgate_variable_is_one_the_code_reads() -> None:
     known = {"CONSENTGATE_" + f.upper() for f in PipelineSettings.model_fields}
     known |= {"CONSENTGATE_" + f.upper() for f in KafkaSettings.model_fields}
-    known.add("CONSENTGATE_TOPIC_PREFIX")  # read by ingest.topics from the environment
+    known.add("CONSENTGATE_TOPIC_PREFIX")  # read by ingest.kafka.topics from the environment
     used = {
         key
         for service in _services().values()

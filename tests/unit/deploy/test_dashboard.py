@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 import consumers.metrics
-import ingest.metrics
+import ingest.sdk.metrics
 from tests.unit.deploy.promql import (
     dashboard_expressions,
     exported_metric_names,
@@ -104,7 +104,7 @@ def test_overlap_check_finds_panels_sharing_a_cell() -> None:
 
 
 def test_every_expression_names_only_metrics_the_code_exports() -> None:
-    known = exported_metric_names(consumers.metrics, ingest.metrics)
+    known = exported_metric_names(consumers.metrics, ingest.sdk.metrics)
     exprs = dashboard_expressions(DASHBOARD)
     assert len(exprs) > 20
     for expr in exprs:
@@ -117,7 +117,7 @@ def test_every_exported_metric_is_on_the_dashboard() -> None:
     shown = {n for e in dashboard_expressions(DASHBOARD) for n in metric_names_in_promql(e)}
     families = {
         family.name
-        for module in (consumers.metrics, ingest.metrics)
+        for module in (consumers.metrics, ingest.sdk.metrics)
         for value in vars(module).values()
         if isinstance(value, MetricWrapperBase)
         for family in value.describe()

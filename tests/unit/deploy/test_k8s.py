@@ -13,7 +13,7 @@ import yaml
 
 from consumers.health import STALL_AFTER_S
 from consumers.settings import PLACEHOLDER_SECRETS, PipelineSettings, load_pipeline_settings
-from ingest.config import KafkaSettings, load_settings
+from ingest.kafka.config import KafkaSettings, load_settings
 
 REPO = Path(__file__).resolve().parents[3]
 K8S = REPO / "deploy" / "k8s"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import consumers.metrics
-import ingest.metrics
+import ingest.sdk.metrics
 from tests.unit.deploy.promql import (
     dashboard_expressions,
     exported_metric_names,
@@ -79,7 +79,7 @@ def test_dashboard_expressions_include_nested_rows_and_query_variables(tmp_path:
 
 
 def test_exported_names_carry_the_exposition_suffixes_of_each_type() -> None:
-    names = exported_metric_names(consumers.metrics, ingest.metrics)
+    names = exported_metric_names(consumers.metrics, ingest.sdk.metrics)
     assert {
         "consentgate_consumed_total",
         "consentgate_ready",

@@ -10,7 +10,7 @@ from fastavro import schemaless_reader
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.avro_compiled import compile_reader
+from schemas.avro_compiled_reader import compile_reader
 from schemas.codec import (
     BadMarkerError,
     Codec,

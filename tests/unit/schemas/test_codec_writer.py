@@ -12,7 +12,7 @@ from fastavro import parse_schema, schemaless_writer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.avro_compiled import compile_writer
+from schemas.avro_compiled_writer import compile_writer
 from schemas.codec import Codec, InvalidRecordError, default_codec
 from schemas.models import MODELS
 from schemas.registry import SchemaVersion, default_registry

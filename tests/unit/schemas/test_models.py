@@ -7,9 +7,9 @@ from typing import Any, Literal
 import pytest
 from pydantic import ValidationError, create_model
 
+from schemas.model_types import AvroLong
 from schemas.models import (
     MODELS,
-    AvroLong,
     ConsentRecord,
     DeviceEvent,
     LogEvent,

@@ -1,0 +1,329 @@
+"""The default transport: kafka-python (pure Python), mapped to the project's vocabulary."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import kafka
+import kafka.errors as kerr
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+from kafka.structs import TopicPartition as KTP
+
+from ingest.errors import ConfigError, DeliveryError, TransportError
+from ingest.kafka.base import (
+    ConsumerOptions,
+    Headers,
+    Message,
+    PartitionsCallback,
+    ProducerOptions,
+    TopicPartition,
+)
+from ingest.kafka.config import KafkaSettings
+from ingest.kafka.errors import FencedError, TransactionError, map_error
+from ingest.kafka.kafka_python_admin import KafkaPythonAdmin
+from ingest.kafka.kafka_python_config import common_config
+
+log = logging.getLogger(__name__)
+
+_COMPRESSION = {"none": None, "lz4": "lz4", "gzip": "gzip", "snappy": "snappy", "zstd": "zstd"}
+
+
+class _Delivery:
+    """Delivery handle wrapping kafka-python's future."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def result(self, timeout_s: float | None = None) -> tuple[int, int]:
+        try:
+            meta = self._future.get(timeout=timeout_s)
+        except kerr.KafkaError as exc:
+            raise DeliveryError(f"record not delivered: {type(exc).__name__}") from exc
+        return int(meta.partition), int(meta.offset)
+
+    def done(self) -> bool:
+        return bool(self._future.is_done)
+
+
+class KafkaPythonProducer:
+    """Idempotent, acks=all producer; transactional when given a transactional id."""
+
+    def __init__(self, settings: KafkaSettings, options: ProducerOptions) -> None:
+        conf = common_config(settings)
+        conf.update(
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=options.linger_ms,
+            batch_size=options.batch_size,
+            compression_type=_COMPRESSION[options.compression],
+            delivery_timeout_ms=options.delivery_timeout_ms,
+            request_timeout_ms=options.request_timeout_ms,
+            max_block_ms=options.max_block_ms,
+            max_in_flight_requests_per_connection=options.max_in_flight,
+            retries=2**31 - 1,
+        )
+        if options.transactional_id:
+            conf["transactional_id"] = options.transactional_id
+            conf["transaction_timeout_ms"] = options.transaction_timeout_ms
+        try:
+            self._p = kafka.KafkaProducer(**conf)
+        except kerr.KafkaConfigurationError as exc:
+            raise ConfigError(f"invalid producer settings: {exc}") from exc
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "cannot connect producer") from exc
+        except (RuntimeError, ValueError, AssertionError) as exc:  # bad settings
+            raise ConfigError(f"invalid producer settings: {exc}") from exc
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._first_failure: str | None = None
+
+    def _on_error(self, exc: BaseException) -> None:
+        if isinstance(exc, kerr.TransactionAbortedError):
+            return  # records of a transaction we aborted ourselves: not a delivery failure
+        with self._lock:
+            self._failures += 1
+            if self._first_failure is None:
+                self._first_failure = type(exc).__name__
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> _Delivery:
+        try:
+            future = self._p.send(
+                topic,
+                value=value,
+                key=key,
+                headers=headers or None,
+                partition=partition,
+                timestamp_ms=timestamp_ms,
+            )
+        except kerr.KafkaError as exc:
+            self._on_error(exc)
+            raise map_error(exc, f"send to {topic} failed") from exc
+        future.add_errback(self._on_error)
+        return _Delivery(future)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        try:
+            self._p.flush(timeout=timeout_s)
+        except kerr.KafkaError as exc:
+            raise DeliveryError(f"flush did not complete: {type(exc).__name__}") from exc
+        self._raise_failures()
+
+    def _raise_failures(self) -> None:
+        with self._lock:
+            failures, first = self._failures, self._first_failure
+            self._failures, self._first_failure = 0, None
+        if failures:
+            raise DeliveryError(
+                f"{failures} record(s) not delivered (first error: {first})", failed=failures
+            )
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        try:
+            self._p.close(timeout=timeout_s)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "producer close failed") from exc
+
+    def init_transactions(self, timeout_s: float = 60.0) -> None:
+        try:
+            self._p.init_transactions()
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "init_transactions failed") from exc
+
+    def begin_transaction(self) -> None:
+        try:
+            self._p.begin_transaction()
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "begin_transaction failed") from exc
+
+    def send_offsets_to_transaction(
+        self, offsets: Mapping[TopicPartition, int], group_metadata: Any
+    ) -> None:
+        converted = {
+            KTP(tp.topic, tp.partition): OffsetAndMetadata(off, "", -1)
+            for tp, off in offsets.items()
+        }
+        try:
+            self._p.send_offsets_to_transaction(converted, group_metadata)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "send_offsets_to_transaction failed") from exc
+
+    def commit_transaction(self) -> None:
+        try:
+            self._p.commit_transaction()
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "commit_transaction failed") from exc
+        self._raise_failures()
+
+    def abort_transaction(self) -> None:
+        with self._lock:
+            self._failures, self._first_failure = 0, None
+        try:
+            self._p.abort_transaction()
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "abort_transaction failed") from exc
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Adapts the project's two callbacks to kafka-python's listener class."""
+
+    def __init__(self, on_assign: PartitionsCallback | None, on_revoke: PartitionsCallback | None):
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+
+    def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
+        if self._on_revoke:
+            self._on_revoke([TopicPartition(tp.topic, tp.partition) for tp in revoked])
+
+    def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
+        if self._on_assign:
+            self._on_assign([TopicPartition(tp.topic, tp.partition) for tp in assigned])
+
+
+class KafkaPythonConsumer:
+    """Batch consumer with auto-commit off."""
+
+    def __init__(self, settings: KafkaSettings, options: ConsumerOptions) -> None:
+        conf = common_config(settings)
+        conf.update(
+            group_id=options.group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed" if options.read_committed else "read_uncommitted",
+            auto_offset_reset="earliest" if options.from_beginning else "latest",
+            max_poll_records=options.max_poll_records,
+            fetch_max_wait_ms=options.fetch_max_wait_ms,
+            fetch_min_bytes=options.fetch_min_bytes,
+            max_partition_fetch_bytes=options.max_partition_fetch_bytes,
+            session_timeout_ms=options.session_timeout_ms,
+            heartbeat_interval_ms=options.heartbeat_interval_ms,
+            max_poll_interval_ms=options.max_poll_interval_ms,
+        )
+        try:
+            self._c = kafka.KafkaConsumer(**conf)
+        except kerr.KafkaConfigurationError as exc:
+            raise ConfigError(f"invalid consumer settings: {exc}") from exc
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "cannot connect consumer") from exc
+        except (RuntimeError, ValueError, AssertionError) as exc:  # bad settings
+            raise ConfigError(f"invalid consumer settings: {exc}") from exc
+
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+    ) -> None:
+        self._c.subscribe(topics=list(topics), listener=_Listener(on_assign, on_revoke))
+
+    def assign(self, partitions: Sequence[TopicPartition]) -> None:
+        self._c.assign([KTP(tp.topic, tp.partition) for tp in partitions])
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(tp.topic, tp.partition) for tp in self._c.assignment()}
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        try:
+            batches = self._c.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "poll failed") from exc
+        out: list[Message] = []
+        append = out.append
+        for records in batches.values():
+            for r in records:
+                append(
+                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)
+                )
+        return out
+
+    def partitions_for(self, topic: str) -> list[int]:
+        try:
+            parts = self._c.partitions_for_topic(topic)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, f"metadata for {topic} failed") from exc
+        if not parts:
+            raise TransportError(f"topic {topic} does not exist")
+        return sorted(parts)
+
+    def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        try:
+            got = self._c.end_offsets([KTP(tp.topic, tp.partition) for tp in partitions])
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "end_offsets failed") from exc
+        return {TopicPartition(tp.topic, tp.partition): int(off) for tp, off in got.items()}
+
+    def beginning_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        try:
+            got = self._c.beginning_offsets([KTP(tp.topic, tp.partition) for tp in partitions])
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "beginning_offsets failed") from exc
+        return {TopicPartition(tp.topic, tp.partition): int(off) for tp, off in got.items()}
+
+    def position(self, partition: TopicPartition) -> int:
+        try:
+            return int(self._c.position(KTP(partition.topic, partition.partition)))
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "position failed") from exc
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._c.seek(KTP(partition.topic, partition.partition), offset)
+
+    def committed(self, partition: TopicPartition) -> int | None:
+        try:
+            got = self._c.committed(KTP(partition.topic, partition.partition))
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "committed failed") from exc
+        return None if got is None else int(got)
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        converted = {
+            KTP(tp.topic, tp.partition): OffsetAndMetadata(off, "", -1)
+            for tp, off in offsets.items()
+        }
+        try:
+            self._c.commit(converted)
+        except kerr.KafkaError as exc:
+            raise map_error(exc, "offset commit failed") from exc
+
+    def group_metadata(self) -> Any:
+        return self._c.group_metadata()
+
+    def close(self) -> None:
+        try:
+            self._c.close(autocommit=False)
+        except kerr.KafkaError as exc:
+            log.warning("consumer close failed", extra={"error": type(exc).__name__})
+
+
+class KafkaPythonTransport:
+    """Builds kafka-python clients for one cluster; constructors make no network calls."""
+
+    name = "kafka-python"
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.bootstrap_servers = settings.bootstrap_servers or ""
+
+    def producer(self, options: ProducerOptions | None = None) -> KafkaPythonProducer:
+        return KafkaPythonProducer(self.settings, options or ProducerOptions())
+
+    def consumer(self, options: ConsumerOptions | None = None) -> KafkaPythonConsumer:
+        return KafkaPythonConsumer(self.settings, options or ConsumerOptions())
+
+    def admin(self) -> KafkaPythonAdmin:
+        return KafkaPythonAdmin(self.settings)
+
+
+__all__ = ["FencedError", "KafkaPythonTransport", "TransactionError"]
