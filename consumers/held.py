@@ -25,8 +25,12 @@ Still read, as written before this form (a compacted checkpoint keeps old chunks
 across an upgrade, and the repartition topic may still hold old records): a held
 record as a JSON object with named fields (`entry_from_json`), a chunk as an array of them.
 The older version cannot read this form: a worker of it still running in the group
-dead-letters the records it takes from the repartition topic (`undecodable_held`) and
-skips the chunks it restores, so a group is upgraded whole (stopped, then started).
+would dead-letter the records it takes from the repartition topic (`undecodable_held`)
+and skip the chunks it restores. So a rolling upgrade from it runs with
+`held_format = "named"` (`HeldCodec(named=True)`): this version then writes the first
+form, which both read, and the group moves to the compact form by a second rollout once
+no older worker is left (README "Upgrading"). A group stopped and started whole needs
+neither step.
 """
 
 from __future__ import annotations
@@ -71,11 +75,14 @@ def layout_of(plan: ReleasePlan) -> str:
 class HeldCodec:
     """Writes and reads held records and checkpoint chunks for one worker's release plans."""
 
-    def __init__(self, plans: Mapping[str, ReleasePlan]) -> None:
+    def __init__(self, plans: Mapping[str, ReleasePlan], *, named: bool = False) -> None:
         self._plans = dict(plans)
         self._layouts = {schema: layout_of(plan) for schema, plan in self._plans.items()}
+        self.named = named
+        """Write the first form (what versions before the compact one read); read both."""
         longest = _json(["t" * MAX_TOPIC_CHARS, 2**31])
-        self.chunk_overhead = len(self._chunk_head(self._plans, longest)) + 2
+        head = b"[" if named else self._chunk_head(self._plans, longest)
+        self.chunk_overhead = len(head) + 2
         """Bytes a chunk adds to its records beyond one comma between two: an upper bound."""
 
     def level0(self, entry: PendingEntry) -> tuple[Any, ...]:
@@ -84,6 +91,8 @@ class HeldCodec:
 
     def encode(self, entry: PendingEntry) -> bytes:
         """`entry` as one held record (a repartition record's value, a chunk's element)."""
+        if self.named:
+            return entry_to_json(entry)  # never cached: `encoded` holds the compact form
         data = entry.encoded
         if data is None:
             level0 = self.level0(entry)
@@ -117,6 +126,8 @@ class HeldCodec:
 
     def encode_chunk(self, source: Source, entries: Sequence[PendingEntry]) -> bytes:
         """One checkpoint chunk: held records of one source partition."""
+        if self.named:
+            return b"[" + b",".join(self.encode(e) for e in entries) + b"]"
         plans = {e.schema: self._plans[e.schema] for e in entries}
         head = self._chunk_head(plans, _json(list(source)))
         return head + b",".join(self.encode(e) for e in entries) + b"]}"
@@ -178,6 +189,23 @@ def _loads(value: bytes) -> Any:
     if end != len(text):
         raise ValueError("data after the JSON document")
     return doc
+
+
+def entry_to_json(entry: PendingEntry) -> bytes:
+    """A held record in the first form (`entry_from_json` reads it back)."""
+    topic, partition = entry.source
+    item = {
+        "id": entry.pending_id,
+        "schema": entry.schema,
+        "person": entry.person,
+        "record": entry.record,
+        "topic": topic,
+        "partition": partition,
+        "raw_ts": entry.raw_timestamp_ms,
+        "added_ms": entry.added_ms,
+        "size": entry.size,
+    }
+    return _json(item).encode()
 
 
 def entry_from_json(item: dict[str, Any]) -> PendingEntry:

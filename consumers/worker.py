@@ -101,7 +101,7 @@ class Worker:
             held_topics = {regroup_topic}
         self._regrouping = regroup is not None
         self._inputs = sorted({*raw_topics, *held_topics})
-        book = CheckpointBook(HeldCodec(plans))
+        book = CheckpointBook(HeldCodec(plans, named=settings.held_format == "named"))
         erasures = ErasureLedger()
         self._erasures = erasures
         self._txns = Transactions(

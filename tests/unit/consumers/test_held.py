@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.held import HeldCodec, HeldRecordError, LayoutError
+from consumers.held import HeldCodec, HeldRecordError, LayoutError, entry_from_json
 from consumers.kanon import KAnonymityWindow, PendingEntry, level0_of
 from consumers.release_policy import ReleasePlan
 from tests.unit.consumers.level0_records import DEVICE, LOG, PLANS, POLICY, T0_HOUR, device, log
@@ -140,6 +141,47 @@ def test_a_checkpoint_chunk_in_the_first_form_is_still_read_and_can_be_held() ->
     # Written again in the current form, they read back the same.
     again = CODEC.decode_chunk(CODEC.encode_chunk(("raw.device", 3), restored[:1]))
     assert again == restored[:1]
+
+
+NAMED = HeldCodec(PLANS, named=True)
+
+
+def _first_form_reader(value: bytes) -> list[PendingEntry]:
+    """What the version before the compact form did with a chunk or a repartition record:
+    JSON objects with named fields, nothing else."""
+    items = json.loads(value)
+    return [entry_from_json(item) for item in (items if isinstance(items, list) else [items])]
+
+
+def test_the_named_codec_writes_the_first_form_byte_for_byte() -> None:
+    restored = NAMED.decode_chunk(FIRST_FORM_CHUNK)
+    assert NAMED.encode_chunk(("raw.device", 3), restored) == FIRST_FORM_CHUNK
+    assert NAMED.encode(restored[0]) == FIRST_FORM_RECORD
+
+
+def test_records_read_in_the_compact_form_are_written_named_for_older_workers() -> None:
+    held = [entry(1, device(os_version="12")), entry(2, log(app_version="2.4"), person="q")]
+    # Taken from the repartition topic in the compact form: they keep those bytes.
+    taken = [CODEC.decode(CODEC.encode(e), ("repartition", 1)) for e in held]
+    assert all(t.encoded is not None for t in taken)
+    chunk = NAMED.encode_chunk(("repartition", 1), taken)
+    assert chunk.startswith(b"[{")  # not the cached compact bytes
+    older = _first_form_reader(chunk)
+    assert [o.pending_id for o in older] == [e.pending_id for e in held]
+    for before, after in zip(held, older, strict=True):
+        plan = PLANS[before.schema]
+        assert plan.level0(after.record) == plan.level0(before.record)
+    assert [o.pending_id for o in CODEC.decode_chunk(chunk)] == [e.pending_id for e in held]
+    single = _first_form_reader(NAMED.encode(taken[0]))[0]
+    assert (single.person, single.raw_timestamp_ms) == (held[0].person, held[0].raw_timestamp_ms)
+
+
+def test_a_named_chunk_stays_within_its_byte_budget() -> None:
+    held = [entry(n, device(model="m" * 40)) for n in range(50)]
+    chunk = NAMED.encode_chunk(("raw", 0), held)
+    records = sum(len(NAMED.encode(e)) for e in held)
+    assert len(chunk) <= records + len(held) - 1 + NAMED.chunk_overhead
+    assert len(chunk) > records + len(held) - 1
 
 
 def test_a_chunk_written_under_another_field_order_is_read_by_name() -> None:

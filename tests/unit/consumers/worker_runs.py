@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from prometheus_client import REGISTRY
 
@@ -69,8 +69,10 @@ class WorkerThread:
         topics: TopicSet,
         index: int = 0,
         max_delay_ms: int = 2_000,
+        held_format: Literal["compact", "named"] = "compact",
     ) -> None:
         self.settings = PipelineSettings(
+            held_format=held_format,
             demo_mode=True,
             metrics_port=None,
             group_id=topics.prefix + GROUP,
