@@ -15,7 +15,8 @@ nothing else in it calls, and callgrind writes its counters out on every entry t
 `getppid` (`--dump-before=getppid`): each dump file then holds one stage. A full
 garbage collection runs before each stage in a dump of its own, so what one stage
 left behind is not collected inside the next; hash randomization is off
-(PYTHONHASHSEED=0). Simulating the input and building the stages are not counted.
+(PYTHONHASHSEED=0), and the clock is fixed (`CLOCK_MS`), so every run holds and
+releases the same records. Simulating the input and building the stages are not counted.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from typing import Any
 from benchmarks.stages import STAGES, counts, per_record, simulated
 
 DEFAULT_EVENTS = 3_000
+CLOCK_MS = 1_796_083_200_000
+"""The run's fixed "now" (1 December 2026, 00:00 UTC): the same input whatever the date."""
 _TOTALS = re.compile(rb"^totals:\s*(\d+)", re.M)
 
 
@@ -46,7 +49,7 @@ def _mark() -> None:
 def run_inside() -> None:
     """Under callgrind: build the stages, run each between two marks, print the counts."""
     events = int(sys.argv[sys.argv.index("--inside") + 1])
-    path = simulated(events)
+    path = simulated(events, now_ms=CLOCK_MS)
     for name, _per in STAGES:
         _mark()  # ends the previous part: the set-up or the previous stage
         gc.collect()

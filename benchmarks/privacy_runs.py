@@ -24,7 +24,7 @@ from consumers.anonymization_config import load_policy
 from consumers.anonymize import Anonymizer
 from consumers.consent import ConsentRules, GateItem, gate
 from consumers.consent_table import ConsentTable
-from consumers.kanon import KAnonymityWindow, PendingEntry
+from consumers.kanon import KAnonymityWindow, PendingEntry, level0_of
 from consumers.regroup import RegroupKeys
 from consumers.release_policy import ReleasePlan
 from consumers.scrub import scrub
@@ -111,7 +111,7 @@ REPARTITION_PARTITIONS = 12
 
 def _worker_of(
     schema: str,
-    level0: dict[str, Any],
+    level0: tuple[Any, ...],
     user_id: str,
     now: int,
     workers: int,
@@ -178,9 +178,10 @@ def run_in_process(
         out.consented += 1
         level0 = anonymizer.anonymize(schema, event).record
         user_id = str(event["user_id"])
-        worker = _worker_of(schema, level0, user_id, now, workers, keys)
-        load[worker] += 1
         entry = PendingEntry(str(n), schema, user_id, level0, ("raw", 0), now)
+        values = level0_of(plans[schema], entry)
+        worker = _worker_of(schema, values, user_id, now, workers, keys)
+        load[worker] += 1
         began = time.process_time()
         windows[worker].add(entry, now)
         grouping_s += time.process_time() - began

@@ -62,10 +62,13 @@ class Workload:
         return out
 
 
-def generate(events: int, seed: int = SEED, users: int = USERS) -> Workload:
-    """Simulate `events` raw events (start a few minutes ago) and encode them once."""
+def generate(
+    events: int, seed: int = SEED, users: int = USERS, start_ms: int | None = None
+) -> Workload:
+    """Simulate `events` raw events (from `start_ms`, or a few minutes ago) and encode them once."""
     began = time.monotonic()
-    start_ms = int(time.time() * 1000) - START_AGO_MS
+    if start_ms is None:
+        start_ms = int(time.time() * 1000) - START_AGO_MS
     sim = Simulation(Fleet(seed, users, start_ms))
     codec = Codec(default_registry())
     headers = {

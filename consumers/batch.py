@@ -19,15 +19,10 @@ import logging
 import time
 from collections.abc import Sequence
 
-from consumers.checkpoint import (
-    CheckpointBook,
-    CheckpointError,
-    decode_entry,
-    entry_bytes,
-    fits_checkpoint,
-)
+from consumers.checkpoint import CheckpointBook
 from consumers.consent_table import ConsentTable
 from consumers.erasure import ErasureLedger
+from consumers.held import HeldRecordError
 from consumers.kanon import DuplicatePendingError, KAnonymityWindow, PendingEntry
 from consumers.pipeline import Pipeline, Rejected
 from consumers.regroup import RegroupKeys
@@ -43,7 +38,7 @@ OVERSIZED_HELD_REASON = "kanon_oversized"
 REDELIVERED_REASON = "redelivered_duplicate"
 SAFE_HELD_RAW_BYTES = 48 * 1024
 """A held record from a raw record this small always fits a checkpoint chunk (JSON
-escaping grows text at most six-fold); larger ones are measured."""
+escaping grows text at most six-fold); larger ones are measured (`CheckpointBook.fits`)."""
 
 
 class BatchStages:
@@ -73,7 +68,7 @@ class BatchStages:
         """Run a polled batch through the stages; True when it had repartitioned records."""
         # Opened first, so the batch-duration histogram includes the processing time.
         txn = self._txns.open()
-        regroup = self._regroup
+        regroup, held = self._regroup, self._book.codec
         raw = messages
         took_regrouped = False
         if regroup is not None:
@@ -86,13 +81,15 @@ class BatchStages:
         for rejected in outcome.rejected:
             self._txns.send(txn, self._router.dead_letter(rejected, now_ms))
         for entry in outcome.anonymized:
-            if entry.size > SAFE_HELD_RAW_BYTES and not fits_checkpoint(entry):
+            if entry.size > SAFE_HELD_RAW_BYTES and not self._book.fits(entry):
                 # It could not be held across a restart; nor could it ever find k peers.
                 txn.dropped[OVERSIZED_HELD_REASON] += 1
                 continue
             if regroup is not None:
-                key = regroup.key(entry.schema, entry.record, now_ms)
-                self._txns.send(txn, OutRecord(self._regroup_topic, key, entry_bytes(entry), []))
+                # The level-0 values are computed once: for the key, the bytes and,
+                # carried in them, the window of the worker that groups the record.
+                key = regroup.key(entry.schema, held.level0(entry), now_ms)
+                self._txns.send(txn, OutRecord(self._regroup_topic, key, held.encode(entry), []))
                 txn.regrouped["out"] += 1
                 continue
             self._hold(txn, entry, now_ms)
@@ -118,16 +115,16 @@ class BatchStages:
 
     def _take_regrouped(self, txn: Txn, messages: Sequence[Message]) -> None:
         """Hold records another stage sent to this worker's region, with their first time."""
+        decode = self._book.codec.decode
         for msg in messages:
             try:
-                entry = decode_entry(msg.value or b"")
-            except CheckpointError as exc:
-                rejected = Rejected(msg, "regroup", type(exc).__name__, "undecodable_held")
+                entry = decode(msg.value or b"", (msg.topic, msg.partition))
+            except HeldRecordError as exc:
+                rejected = Rejected(msg, "regroup", type(exc).__name__, exc.reason)
                 txn.dead[rejected.reason] += 1
                 self._txns.send(txn, self._router.dead_letter(rejected, int(time.time() * 1000)))
                 txn.regrouped["in"] += 1
                 continue
-            entry.source = (msg.topic, msg.partition)
             txn.regrouped["in"] += 1
             self._hold(txn, entry, None)
 

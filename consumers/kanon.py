@@ -35,7 +35,7 @@ Source = tuple[str, int]
 """The raw topic and partition a held record was consumed from."""
 
 ENTRY_OVERHEAD_BYTES = 1024
-"""Memory a held record costs beyond its raw size (objects, level-0 tuple, paths)."""
+"""Memory a held record costs beyond its raw size (objects, level-0 tuple, paths, held form)."""
 
 
 class KAnonymityError(ConsentgateError):
@@ -59,6 +59,24 @@ class PendingEntry:
     added_ms: int = 0
     size: int = 0
     """Bytes of the raw record it came from: what the window's byte cap counts."""
+    level0: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    """`record`'s level-0 values once computed, under `level0_plan` (see `level0_of`)."""
+    level0_plan: ReleasePlan | None = field(default=None, compare=False, repr=False)
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
+    """Its held form once written or read (`consumers.held`); None again once it changes."""
+
+
+def level0_of(plan: ReleasePlan, entry: PendingEntry) -> tuple[Any, ...]:
+    """`entry`'s level-0 values in `plan`'s order, computed once per entry and plan.
+
+    The repartition key, the held form and the window each need them; a record read
+    from the repartition topic or a checkpoint arrives with them.
+    """
+    level0 = entry.level0
+    if level0 is None or entry.level0_plan is not plan:
+        level0 = entry.level0 = plan.level0(entry.record)
+        entry.level0_plan = plan
+    return level0
 
 
 @dataclass(slots=True)
@@ -138,7 +156,9 @@ class KAnonymityWindow:
 
     def add(self, entry: PendingEntry, now_ms: int) -> None:
         """Hold `entry`, stamping its arrival time `added_ms` with `now_ms`."""
-        entry.added_ms = now_ms
+        if entry.added_ms != now_ms:
+            entry.added_ms = now_ms
+            entry.encoded = None  # the held form holds the arrival time
         self._insert(entry)
         self.added_total += 1
 
@@ -233,7 +253,7 @@ class KAnonymityWindow:
         plan = self.plans.get(entry.schema)
         if plan is None:
             raise KAnonymityError(f"no release plan for schema {entry.schema!r}")
-        level0 = plan.level0(entry.record)
+        level0 = level0_of(plan, entry)
         pool = self._pools[entry.schema]
         pool.held[entry.pending_id] = _Held(entry, level0, plan.paths(level0))
         self._seq += 1

@@ -27,8 +27,9 @@ import time
 from collections.abc import Callable
 
 from consumers import metrics as m
-from consumers.checkpoint import CheckpointBook, CheckpointError, decode_chunk, source_of
+from consumers.checkpoint import CheckpointBook, source_of
 from consumers.erasure import ErasureLedger
+from consumers.held import HeldRecordError
 from consumers.kanon import KAnonymityWindow, PendingEntry
 from ingest.errors import TransportError
 from ingest.kafka import Consumer, Transport
@@ -161,8 +162,8 @@ class Ownership:
                 if value is None:
                     continue
                 try:
-                    entries = [e for e in decode_chunk(value) if source_of(e) in wanted]
-                except CheckpointError:
+                    entries = [e for e in self._book.read(value) if source_of(e) in wanted]
+                except HeldRecordError:
                     log.error("unreadable checkpoint chunk skipped", extra={"partition": number})
                     continue
                 if entries:

@@ -61,10 +61,9 @@ class RegroupKeys:
         self._total = 0.0
         self._halved_at: int | None = None
 
-    def key(self, schema: str, record: Mapping[str, Any], now_ms: int) -> bytes:
-        """The repartition key of one level-0 record of `schema`."""
-        plan = self._plans[schema]
-        paths = plan.paths(plan.level0(record))
+    def key(self, schema: str, level0: tuple[Any, ...], now_ms: int) -> bytes:
+        """The repartition key of one record of `schema`, from its level-0 values."""
+        paths = self._plans[schema].paths(level0)
         self._age(now_ms)
         key = schema
         for depth in range(1, min(len(paths), MAX_KEY_FIELDS + 1)):

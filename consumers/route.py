@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from consumers.checkpoint import ChunkWrite, encode_chunk
+from consumers.checkpoint import ChunkWrite
 from consumers.kanon import Released
 from consumers.ladders import HOUR_MS
 from consumers.pipeline import Rejected
@@ -231,14 +231,10 @@ class Router:
 
     def checkpoint_chunk(self, write: ChunkWrite) -> OutRecord:
         """A chunk of held records (or its tombstone) to the checkpoint partition of its source."""
-        if write.entries is None:
-            value = None
-        else:
-            value = write.value if write.value is not None else encode_chunk(write.entries)
         return OutRecord(
             self._topics.name("kanon_pending"),
             write.key.encode(),
-            value,
+            write.value,
             [],
             partition=write.partition,
         )

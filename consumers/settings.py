@@ -82,6 +82,11 @@ class PipelineSettings(BaseSettings):
     # with several workers); "local": each worker groups its own raw partitions (one
     # worker owning every raw partition: no extra hop).
     kanon_grouping: Literal["repartition", "local"] = "repartition"
+    # How held records are written to the repartition topic and the checkpoint
+    # (consumers/held.py): "compact", their level-0 values; "named", the form versions
+    # before the compact one read, for a rolling upgrade from them (README "Upgrading").
+    # Both forms are always read.
+    held_format: Literal["compact", "named"] = "compact"
 
     @model_validator(mode="after")
     def _check(self) -> PipelineSettings:

@@ -46,6 +46,7 @@ from consumers.consent_feed import ConsentFeed
 from consumers.consent_writer import ConsentWriter
 from consumers.erasure import ErasureLedger
 from consumers.health import HealthServer, HealthState
+from consumers.held import HeldCodec
 from consumers.narrowing import Narrowing, Next
 from consumers.ownership import CompanyWait, Ownership
 from consumers.pipeline import Rejected
@@ -100,7 +101,7 @@ class Worker:
             held_topics = {regroup_topic}
         self._regrouping = regroup is not None
         self._inputs = sorted({*raw_topics, *held_topics})
-        book = CheckpointBook()
+        book = CheckpointBook(HeldCodec(plans, named=settings.held_format == "named"))
         erasures = ErasureLedger()
         self._erasures = erasures
         self._txns = Transactions(

@@ -18,16 +18,18 @@ PLANS = {
 HOUR = 1_767_225_600_000
 
 
-def device(geohash: str | None, brand: str = "Huawei") -> dict[str, Any]:
+def device(geohash: str | None, brand: str = "Huawei") -> tuple[Any, ...]:
+    """A device record's level-0 values."""
     record: dict[str, Any] = dict.fromkeys(POLICY.schemas["device_event"].release.ladders)
     record.update(event_hour=HOUR, geohash=geohash, brand=brand, model="P40")
-    return record
+    return PLANS["device_event"].level0(record)
 
 
-def log(log_type: str, brand: str = "Huawei") -> dict[str, Any]:
+def log(log_type: str, brand: str = "Huawei") -> tuple[Any, ...]:
+    """A log record's level-0 values."""
     record: dict[str, Any] = dict.fromkeys(POLICY.schemas["log_event"].release.ladders)
     record.update(event_hour=HOUR, log_type=log_type, brand=brand)
-    return record
+    return PLANS["log_event"].level0(record)
 
 
 def parts(key: bytes) -> list[str]:

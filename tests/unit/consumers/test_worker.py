@@ -9,9 +9,11 @@ run that loses and repeats nothing releases.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import pytest
 from prometheus_client import REGISTRY
@@ -143,13 +145,19 @@ def test_failed_commits_abort_and_rewind_and_every_record_counts_once(
     assert run.found == uninterrupted.found
 
 
+@pytest.mark.parametrize("first_format", ["compact", "named"])
 def test_a_second_worker_joining_takes_over_held_records_and_none_leaves_twice(
-    uninterrupted: Run, workload: Workload, caplog: pytest.LogCaptureFixture
+    uninterrupted: Run,
+    workload: Workload,
+    caplog: pytest.LogCaptureFixture,
+    first_format: Literal["compact", "named"],
 ) -> None:
+    """`named`: the first worker writes held records as versions before the compact form
+    read them (the first step of a rolling upgrade); the second reads them in either form."""
     caplog.set_level(logging.INFO, logger="consumers")
     cluster, transport, topics = fresh_cluster(workload)
     # Held 5 s: the first worker releases nothing before the second has joined.
-    first = WorkerThread(transport, topics, index=0, max_delay_ms=5_000)
+    first = WorkerThread(transport, topics, index=0, max_delay_ms=5_000, held_format=first_format)
     second = WorkerThread(transport, topics, index=1, max_delay_ms=5_000)
     before = counters()
     first.start()
@@ -174,6 +182,23 @@ def test_a_second_worker_joining_takes_over_held_records_and_none_leaves_twice(
     counted = run.counted
     assert counted["pending_handed_off"] > 0
     _none_twice_none_lost(run, uninterrupted, caplog.records)
+    held_topics = {topics.name("kanon_repartition"), topics.name("kanon_pending")}
+    values = [
+        cluster.entries(tp.topic, tp.partition)[offset].value
+        for txn in cluster.transactions(first.transactional_id)
+        for tp, offset in txn.writes
+        if tp.topic in held_topics
+    ]
+    forms = {_first_form(value) for value in values if value is not None}  # None: a deletion
+    assert forms == {first_format == "named"}
+
+
+def _first_form(value: bytes) -> bool:
+    """True for a held record or chunk as versions before the compact form wrote them: a
+    JSON object with named fields, or a list of them."""
+    doc = json.loads(value)
+    items = doc if isinstance(doc, list) else [doc]
+    return all(isinstance(item, dict) and "record" in item for item in items)
 
 
 def test_a_worker_late_for_a_rebalance_is_evicted_and_its_release_refused(

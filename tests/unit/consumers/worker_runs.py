@@ -8,19 +8,18 @@ their change while its workers ran.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from prometheus_client import REGISTRY
 
 from consumers import metrics as m
-from consumers.checkpoint import decode_chunk
+from consumers.held import HeldCodec
 from consumers.route import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from consumers.settings import PipelineSettings
 from consumers.worker import Worker
@@ -36,8 +35,11 @@ from tests.integration.fault_helpers import (
 )
 from tests.integration.worker_harness import read_topic, wait_for
 from tests.memory_transport import MemoryCluster, MemoryTransport, Transaction
+from tests.unit.consumers.level0_records import PLANS
 
 PARTITIONS = 3
+HELD = HeldCodec(PLANS)
+"""Reads the held records the workers write (their policy is the default one)."""
 GROUP = "g"
 SETTLE_S = 120
 """Generous: the machine may be busy. A drained run usually takes a few seconds."""
@@ -67,8 +69,10 @@ class WorkerThread:
         topics: TopicSet,
         index: int = 0,
         max_delay_ms: int = 2_000,
+        held_format: Literal["compact", "named"] = "compact",
     ) -> None:
         self.settings = PipelineSettings(
+            held_format=held_format,
             demo_mode=True,
             metrics_port=None,
             group_id=topics.prefix + GROUP,
@@ -172,7 +176,7 @@ def held(transport: MemoryTransport, topics: TopicSet) -> list[int]:
     last commit, by the repartition partition they were taken from."""
     topic = topics.name("kanon_pending")
     return [
-        sum(len(decode_chunk(v)) for v in read_partition(transport, topic, p).values() if v)
+        sum(len(HELD.decode_chunk(v)) for v in read_partition(transport, topic, p).values() if v)
         for p in range(PARTITIONS)
     ]
 
@@ -226,7 +230,8 @@ def _raw_source(
 ) -> tuple[str, int, int] | None:
     """The raw (topic, partition, offset) a stage-1 output came from, or None."""
     if topic == topics.name("kanon_repartition"):
-        raw_topic, partition, offset = json.loads(value or b"")["id"].rsplit(":", 2)
+        pending_id = HELD.decode(value or b"", (topic, 0)).pending_id
+        raw_topic, partition, offset = pending_id.rsplit(":", 2)
         return raw_topic, int(partition), int(offset)
     named = dict(headers)
     source = named.get(SOURCE_TOPIC, b"").decode()
