@@ -193,6 +193,26 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             self._on_assign([TopicPartition(tp.topic, tp.partition) for tp in assigned])
 
 
+def _take_up_lost_join(consumer: Any) -> None:
+    """Rejoin when the client dropped a finished join: a member left without partitions.
+
+    kafka-python 3.0.12 keeps a JoinGroup/SyncGroup round that outlives a poll's timeout
+    in flight for the next poll, which reads its result only while it still sees a reason
+    to rejoin. When the rebalance came from its own metadata check (a first assignment made
+    before the topics' metadata arrived, as right after subscribing), the leader's
+    assignment removes that reason: the result is never read, the member keeps the empty
+    assignment its revocation left, and the broker thinks it owns the partitions. Asking
+    for a rejoin makes the next poll run a new round. Checked after each poll, where the
+    client's own loop cannot be reading the result; a no-op on versions without this state.
+    """
+    coordinator: Any = getattr(consumer, "_coordinator", None)
+    task = getattr(coordinator, "_join_task", None)
+    if task is None or not getattr(task, "is_done", False) or coordinator.need_rejoin():
+        return
+    log.warning("the Kafka client dropped a finished group join; rejoining")
+    coordinator.request_rejoin()
+
+
 class KafkaPythonConsumer:
     """Batch consumer with auto-commit off."""
 
@@ -239,6 +259,7 @@ class KafkaPythonConsumer:
             batches = self._c.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except kerr.KafkaError as exc:
             raise map_error(exc, "poll failed") from exc
+        _take_up_lost_join(self._c)
         out: list[Message] = []
         append = out.append
         for records in batches.values():

@@ -150,3 +150,31 @@ def test_committed_offsets_are_where_the_group_resumes(
     finally:
         second.close()
     assert sorted((m.partition, m.offset) for m in resumed) == [(0, 1), (0, 2)]
+
+
+def test_members_polling_with_short_timeouts_are_given_their_partitions(
+    client_transport: Transport, topic: str, group_id: str
+) -> None:
+    """A join that completes after a poll's timeout is taken up by a later poll.
+
+    kafka-python 3.0.12 leaves such a join's result unread when the rebalance was started
+    by its own metadata check (as right after subscribing): the member then stays without
+    partitions while the broker thinks it has them. The worker polls every 100 ms, and a
+    busy machine makes joins slower than that. Without the fix about one new member in
+    nine stayed unassigned on a quiet machine, so fifteen members are tried.
+    """
+    everything = {TopicPartition(topic, p) for p in range(3)}
+    for n, timeout_s in enumerate([0.001, 0.005, 0.01, 0.02, 0.05] * 3):
+        consumer = client_transport.consumer(ConsumerOptions(group_id=f"{group_id}-{n}"))
+        try:
+            consumer.subscribe([topic])
+            polls = 0
+            deadline = time.monotonic() + 60
+            while consumer.assignment() != everything and time.monotonic() < deadline:
+                consumer.poll(100, timeout_s)
+                polls += 1
+            assert consumer.assignment() == everything, (
+                f"member {n} ({timeout_s * 1000:g} ms polls) unassigned after {polls} polls"
+            )
+        finally:
+            consumer.close()
