@@ -68,7 +68,7 @@ _WORD = re.compile(r"<[A-Z_]+>|<\*>|([A-Za-z_][A-Za-z_]+)")
 
 
 def _since(grant: Mapping[str, Any] | None, at_ms: int) -> bool:
-    return bool(grant) and bool(grant.get("granted")) and int(grant["since"]) <= at_ms
+    return grant is not None and bool(grant.get("granted")) and int(grant["since"]) <= at_ms
 
 
 def _birthday_passed(born: date, on: date, years: int) -> bool:
@@ -131,16 +131,20 @@ def _raw_values(schema: str, event: Mapping[str, Any], kept: frozenset[str]) -> 
     values["app_version"] = event.get("app_version")
     if schema == "device_event":
         lat, lon = event.get("latitude"), event.get("longitude")
-        located = "precise_location" in kept and lat is not None and lon is not None
-        values["geohash"] = pygeohash.encode(lat, lon, GEOHASH_PRECISION) if located else None
+        values["geohash"] = (
+            pygeohash.encode(lat, lon, GEOHASH_PRECISION)
+            if "precise_location" in kept and lat is not None and lon is not None
+            else None
+        )
         values["battery_bucket"] = event.get("battery_level_pct")
         values["signal_bucket"] = event.get("signal_strength_dbm")
         values["storage_bucket"] = event.get("free_storage_mb")
         sides = (event.get("screen_width_px"), event.get("screen_height_px"))
         values["screen_class"] = min(sides) if None not in sides else None  # type: ignore[type-var]
         apps = event.get("installed_apps")
-        keep_apps = "installed_apps" in kept and apps is not None
-        values["installed_app_bucket"] = len(apps) if keep_apps else None
+        values["installed_app_bucket"] = (
+            len(apps) if "installed_apps" in kept and apps is not None else None
+        )
     else:
         values["usage_bucket"] = event.get("usage_duration_ms")
         values["url_template"] = event.get("page_url")

@@ -270,6 +270,8 @@ def run_on_broker(
         codec = Codec()
         for role, schema in ANALYST.items():
             for msg in read_messages(reader, topics.name(role), timeout_s=120):  # type: ignore[arg-type]
+                if msg.value is None:
+                    raise RuntimeError(f"a tombstone on analyst topic {msg.topic}")
                 record = codec.decode_as(msg.value, OUTPUT[schema])
                 record.pop("anon_id")
                 out.released.append((schema, record, msg.timestamp_ms))

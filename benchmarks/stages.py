@@ -48,9 +48,9 @@ from consumers.scrub import scrub
 from consumers.settings import PipelineSettings
 from consumers.tagging import count_levels
 from consumers.worker import Worker
-from ingest.config import KafkaSettings
-from ingest.topics import TopicSet, load_topic_set
-from ingest.transport import ConsumerOptions, Message, ProducerOptions, Transport, make_transport
+from ingest.kafka import ConsumerOptions, Message, ProducerOptions, Transport, make_transport
+from ingest.kafka.config import KafkaSettings
+from ingest.kafka.topics import TopicSet, load_topic_set
 from schemas.codec import Codec
 from schemas.registry import default_registry
 
@@ -304,7 +304,7 @@ def time_client(
     producer.close(10)
     consumer = transport.consumer(ConsumerOptions(group_id=None, max_poll_records=2000))
     parts = [(topic, p) for p in consumer.partitions_for(topic)]
-    from ingest.transport import TopicPartition
+    from ingest.kafka import TopicPartition
 
     tps = [TopicPartition(t, p) for t, p in parts]
     consumer.assign(tps)
