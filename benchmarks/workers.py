@@ -125,6 +125,7 @@ def input_partitions(topics: TopicSet, extra: Sequence[str] = ()) -> int:
 def wait_assigned(workers: Sequence[WorkerProc], partitions: int, timeout_s: float = 120) -> None:
     """Wait until every worker holds partitions and together they hold `partitions`."""
     deadline = time.monotonic() + timeout_s
+    assigned = ready = [0.0] * len(workers)
     while time.monotonic() < deadline:
         for w in workers:
             if w.proc.poll() is not None:
@@ -134,4 +135,8 @@ def wait_assigned(workers: Sequence[WorkerProc], partitions: int, timeout_s: flo
         if all(a > 0 for a in assigned) and sum(assigned) == partitions and all(ready):
             return
         time.sleep(0.2)
-    raise WorkerFailed(f"workers not assigned in {timeout_s:g} s:\n{workers[0].log_tail()}")
+    states = "\n".join(
+        f"worker {i}: {assigned[i]:g} partitions, ready {ready[i]:g}; its log ends:\n{w.log_tail()}"
+        for i, w in enumerate(workers)
+    )
+    raise WorkerFailed(f"workers not given {partitions} partitions in {timeout_s:g} s:\n{states}")
