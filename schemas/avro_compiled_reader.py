@@ -104,10 +104,16 @@ class _ReaderBuilder:
         elif kind == "float":
             emit(indent, f"{target}, = _unpack_float(buf, pos); pos += 4")
         elif kind in ("string", "bytes"):
+            # A length under 64 is one even byte: read it without the zig-zag arithmetic.
             size = self.var()
-            self.read_long(indent, size)
-            emit(indent, f"if {size} < 0: raise _Corrupt('negative length')")
-            emit(indent, f"end = pos + {size}")
+            emit(indent, "b = buf[pos]; pos += 1")
+            emit(indent, "if b < 128:")
+            emit(indent + 1, "if b & 1: raise _Corrupt('negative length')")
+            emit(indent + 1, "end = pos + (b >> 1)")
+            emit(indent, "else:")
+            emit(indent + 1, f"{size}, pos = _varint_tail(buf, pos, b)")
+            emit(indent + 1, f"if {size} < 0: raise _Corrupt('negative length')")
+            emit(indent + 1, f"end = pos + {size}")
             emit(indent, "if end > size: raise EOFError")
             decode = ".decode()" if kind == "string" else ""
             emit(indent, f"{target} = buf[pos:end]{decode}; pos = end")
@@ -134,10 +140,15 @@ class _ReaderBuilder:
             raise NotImplementedError(f"compiled reader does not support {kind!r}")
 
     def read_union(self, branches: list[Any], indent: int, target: str) -> None:
+        # Branch i is compared as its zig-zag form 2i: a one-byte index needs no arithmetic.
         index = self.var()
-        self.read_long(indent, index)
+        self.emit(indent, "b = buf[pos]; pos += 1")
+        self.emit(indent, f"if b < 128: {index} = b")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, f"{index}, pos = _varint_tail(buf, pos, b)")
+        self.emit(indent + 1, f"{index} = 2 * {index} if {index} >= 0 else -1")
         for position, branch in enumerate(branches):
-            self.emit(indent, f"{'if' if position == 0 else 'elif'} {index} == {position}:")
+            self.emit(indent, f"{'if' if position == 0 else 'elif'} {index} == {2 * position}:")
             self.read(branch, indent + 1, target)
         self.emit(indent, "else: raise _Corrupt('union index')")
 
