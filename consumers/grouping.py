@@ -148,14 +148,9 @@ def _split(
 
     None when the split is impossible or costs more than it refines.
     """
-    children: dict[Any, list[int]] = {}
+    children: defaultdict[Any, list[int]] = defaultdict(list)
     for i in node:
-        value = paths[i][d][rung]
-        members = children.get(value)
-        if members is None:
-            children[value] = [i]
-        else:
-            members.append(i)
+        children[paths[i][d][rung]].append(i)
     if len(children) == 1:
         return [(node, True)], []
     good: list[list[int]] = []
