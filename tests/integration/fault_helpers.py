@@ -171,7 +171,11 @@ def publish_consents(transport: Transport, topics: TopicSet, workload: Workload)
 
 
 class Feeder(threading.Thread):
-    """Publishes records in small flushed chunks at a steady rate from a background thread."""
+    """Publishes records in small flushed chunks at a steady rate from a background thread.
+
+    With `hold_back`, the last records wait for `finish(hurry=True)` however long the
+    rest took: a test that acts "mid-stream" then is mid-stream on any machine.
+    """
 
     def __init__(
         self,
@@ -180,6 +184,7 @@ class Feeder(threading.Thread):
         records: Sequence[tuple[str, dict[str, Any]]],
         seconds: float,
         chunk: int = 100,
+        hold_back: int = 0,
     ) -> None:
         super().__init__(daemon=True)
         self._transport = transport
@@ -187,22 +192,30 @@ class Feeder(threading.Thread):
         self._records = records
         self._pause = seconds * chunk / max(1, len(records))
         self._chunk = chunk
+        self._held_from = len(records) - max(0, min(hold_back, len(records)))
         self._hurry = threading.Event()
         self.error: BaseException | None = None
         self.sent = 0
 
     def run(self) -> None:
-        """Publish every record, pausing between chunks."""
+        """Publish every record, pausing between chunks; the held-back ones once hurried."""
         try:
             with Publisher(self._transport, self._topics) as publisher:
-                for start in range(0, len(self._records), self._chunk):
-                    for event_type, record in self._records[start : start + self._chunk]:
-                        publisher.send_valid(event_type, record)
-                    publisher.flush()
-                    self.sent = min(len(self._records), start + self._chunk)
-                    self._hurry.wait(self._pause)
+                self._send(publisher, 0, self._held_from)
+                if self._held_from < len(self._records):
+                    self._hurry.wait()
+                    self._send(publisher, self._held_from, len(self._records))
         except BaseException as exc:  # reported by finish()
             self.error = exc
+
+    def _send(self, publisher: Publisher, begin: int, end: int) -> None:
+        for start in range(begin, end, self._chunk):
+            stop = min(end, start + self._chunk)
+            for event_type, record in self._records[start:stop]:
+                publisher.send_valid(event_type, record)
+            publisher.flush()
+            self.sent = stop
+            self._hurry.wait(self._pause)
 
     def finish(self, timeout_s: float = 60, hurry: bool = False) -> None:
         """Wait for the last record (sent at once with `hurry`); re-raise a publishing failure."""

@@ -169,7 +169,9 @@ def test_worker_killed_and_restarted_repeatedly_loses_and_repeats_nothing(
     on_client = [*KANON, "--client", client]
     with fresh_topic_set(transport) as topics:
         publish_consents(transport, topics, workload)
-        feeder = Feeder(transport, topics, workload.events, seconds=120)  # hurried after the kills
+        # Hurried after the kills; the last tenth waits for that on a slow machine.
+        tail = len(workload.events) // 10
+        feeder = Feeder(transport, topics, workload.events, seconds=120, hold_back=tail)
         feeder.start()
         sent_at_kill: list[int] = []
         workers: list[WorkerProcess] = []
@@ -232,9 +234,10 @@ def test_second_worker_joining_and_first_leaving_mid_stream_loses_and_repeats_no
 ) -> None:
     with fresh_topic_set(transport) as topics:
         publish_consents(transport, topics, workload)
-        # Paced slowly enough to still be sending at the SIGTERM on a busy machine; the
-        # rest goes at once after it.
-        feeder = Feeder(transport, topics, workload.events, seconds=120)
+        # Paced over two minutes; the last tenth waits for the SIGTERM however slow the
+        # machine, and goes at once after it.
+        tail = len(workload.events) // 10
+        feeder = Feeder(transport, topics, workload.events, seconds=120, hold_back=tail)
         feeder.start()
         first = start_worker(
             kafka_bootstrap, topics, tmp_path, index=0, group=group_id, extra=KANON
