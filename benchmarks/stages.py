@@ -110,6 +110,7 @@ class HotPath:
         self.regroup = RegroupKeys(
             self.plans, hot_share=1 / topics.specs["kanon_repartition"].partitions
         )
+        self.regroup.place(topics.specs["kanon_repartition"].partitions)  # as the worker does
         self.regroup_topic = topics.name("kanon_repartition")
         self.window = KAnonymityWindow(
             self.plans, k=settings.k, max_delay_ms=5_000, rng=random.Random(2)
@@ -175,10 +176,15 @@ class HotPath:
     def regroup_send(self) -> None:
         """Stage 1 (`BatchStages.process`): each held record's key and bytes."""
         key, topic, now_ms = self.regroup.key, self.regroup_topic, self.now_ms
-        level0, encode = self.held_codec.level0, self.held_codec.encode
-        self.sent = [
-            OutRecord(topic, key(e.schema, level0(e), now_ms), encode(e), []) for e in self.entries
-        ]
+        level0, encode, partition = (
+            self.held_codec.level0,
+            self.held_codec.encode,
+            self.regroup.partition,
+        )
+        sent = self.sent = []
+        for e in self.entries:
+            k = key(e.schema, level0(e), now_ms)
+            sent.append(OutRecord(topic, k, encode(e), [], partition(k)))
 
     def regroup_take(self) -> None:
         """Stage 2 (`BatchStages._take_regrouped`): decode, and hold with its first time."""

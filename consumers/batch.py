@@ -89,7 +89,10 @@ class BatchStages:
                 # The level-0 values are computed once: for the key, the bytes and,
                 # carried in them, the window of the worker that groups the record.
                 key = regroup.key(entry.schema, held.level0(entry), now_ms)
-                self._txns.send(txn, OutRecord(self._regroup_topic, key, held.encode(entry), []))
+                out = OutRecord(
+                    self._regroup_topic, key, held.encode(entry), [], regroup.partition(key)
+                )
+                self._txns.send(txn, out)
                 txn.regrouped["out"] += 1
                 continue
             self._hold(txn, entry, now_ms)

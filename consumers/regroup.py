@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from consumers.release_policy import ReleasePlan
+from ingest.kafka.partitioning import KeyPartitions
 
 SEPARATOR = "\x1f"
 """Between the parts of a key: a unit separator never appears in a released value."""
@@ -60,6 +61,19 @@ class RegroupKeys:
         self._counts: dict[str, float] = {}
         self._total = 0.0
         self._halved_at: int | None = None
+        self._partition_of: KeyPartitions | None = None
+
+    def place(self, partitions: int | None) -> None:
+        """Name the partition of each key from now on, for a topic of `partitions` partitions.
+
+        The default partitioner's choice (`ingest.kafka.partitioning`), remembered per key,
+        so the client does not hash every record; None leaves the choice to the client.
+        """
+        self._partition_of = None if not partitions else KeyPartitions(partitions)
+
+    def partition(self, key: bytes) -> int | None:
+        """The partition a record with this key goes to, or None for the client's choice."""
+        return None if self._partition_of is None else self._partition_of(key)
 
     def key(self, schema: str, level0: tuple[Any, ...], now_ms: int) -> bytes:
         """The repartition key of one record of `schema`, from its level-0 values."""

@@ -12,7 +12,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from consumers.anonymization_config import load_policy
@@ -173,18 +173,18 @@ def distinct_sink(source: Transport, sink: Transport) -> bool:
     return sink is not source and sink.bootstrap_servers != source.bootstrap_servers
 
 
-def output_partitions(sink: Transport, router: Router) -> dict[str, int]:
-    """Partition counts of the analyst topics on the sink ({} if they cannot be read).
+def output_partitions(sink: Transport, topics: Iterable[str]) -> dict[str, int]:
+    """Partition counts of topics the worker writes, on the sink ({} if they cannot be read).
 
     Read from topic metadata by a short-lived group-less consumer: that needs only
     DESCRIBE on the topics, which the pipeline's ACLs grant.
     """
     probe = sink.consumer(ConsumerOptions(group_id=None))
     try:
-        return {topic: len(probe.partitions_for(topic)) for topic in router.topic_of.values()}
+        return {topic: len(probe.partitions_for(topic)) for topic in topics}
     except TransportError as exc:
         log.warning(
-            "analyst topics not described; the client picks partitions",
+            "output topics not described; the client picks partitions",
             extra={"error": str(exc)},
         )
         return {}

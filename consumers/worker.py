@@ -99,7 +99,7 @@ class Worker:
             spec = topics.specs["kanon_repartition"]
             regroup = RegroupKeys(plans, hot_share=1 / spec.partitions)
             held_topics = {regroup_topic}
-        self._regrouping = regroup is not None
+        self._regroup = regroup
         self._inputs = sorted({*raw_topics, *held_topics})
         book = CheckpointBook(HeldCodec(plans, named=settings.held_format == "named"))
         erasures = ErasureLedger()
@@ -163,7 +163,12 @@ class Worker:
             )
             if not startup.wait_for_sink(self._watch, self.health, self.stop_event):
                 return 0
-            self._router.spread_over(startup.output_partitions(self._sink, self._router))
+            counts = startup.output_partitions(
+                self._sink, [*self._router.topic_of.values(), self.topics.name("kanon_repartition")]
+            )
+            self._router.spread_over(counts)
+            if self._regroup is not None:
+                self._regroup.place(counts.get(self.topics.name("kanon_repartition")))
             if startup.distinct_sink(self._source, self._sink) and s.exactly_once:
                 log.error(
                     "exactly-once needs the sink on the source cluster: one Kafka transaction "
@@ -262,7 +267,7 @@ class Worker:
                 restored = bool(self._owned.newly_assigned)
                 if restored:
                     self._owned.restore_assigned()
-                    if self._regrouping:
+                    if self._regroup is not None:
                         self._company.restored()
                 now_ms = int(time.time() * 1000)
                 if messages:

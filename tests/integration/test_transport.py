@@ -20,6 +20,7 @@ from ingest.kafka import (
     make_transport,
 )
 from ingest.kafka.config import KafkaSettings
+from ingest.kafka.partitioning import key_partition
 from tests.integration.transport_helpers import new_topics, read, reader
 
 pytestmark = pytest.mark.integration
@@ -81,6 +82,7 @@ def test_a_key_lands_on_the_java_partition_under_both_clients(
         expected = (_murmur2(key) & 0x7FFFFFFF) % partitions
         assert placed[(b"kafka-python", key)] == expected
         assert placed[(b"confluent", key)] == expected
+        assert key_partition(key, partitions) == expected  # what the repartition hop names
 
 
 def test_group_offsets_written_by_one_client_are_read_by_the_other(

@@ -48,8 +48,6 @@ from tests.memory_transport.cluster import (
     LogEntry,
     MemoryCluster,
     Transaction,
-    murmur2,
-    partition_for_key,
 )
 from tests.memory_transport.consumer import MemoryConsumer
 from tests.memory_transport.faults import CommitPause
@@ -68,8 +66,6 @@ __all__ = [
     "MemoryTransport",
     "OffsetCommit",
     "Transaction",
-    "murmur2",
-    "partition_for_key",
 ]
 
 if TYPE_CHECKING:

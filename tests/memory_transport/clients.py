@@ -22,7 +22,8 @@ from ingest.kafka.base import (
     TopicSpec,
 )
 from ingest.kafka.errors import FencedError, TransactionError
-from tests.memory_transport.cluster import MemoryCluster, Transaction, partition_for_key
+from ingest.kafka.partitioning import key_partition
+from tests.memory_transport.cluster import MemoryCluster, Transaction
 from tests.memory_transport.consumer import MemoryConsumer
 from tests.memory_transport.groups import GroupMetadata
 
@@ -93,7 +94,7 @@ class MemoryProducer:
         """Keyed: Kafka's murmur2 partitioner. Unkeyed: round-robin (deterministic, unlike
         kafka-python's random choice and librdkafka's sticky batches)."""
         if key is not None:
-            return partition_for_key(key, count)
+            return key_partition(key, count)
         turn = self._unkeyed.get(topic, 0)
         self._unkeyed[topic] = turn + 1
         return turn % count

@@ -9,7 +9,6 @@ the rest is the tests' view: fault hooks and introspection, each taking `cond` i
 from __future__ import annotations
 
 import itertools
-import struct
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,31 +27,6 @@ DEFAULT_RACK = "cn-north-1a"
 """The local broker's rack (README): inside the worker's default residency allow-list."""
 
 TxnState = Literal["open", "committed", "aborted"]
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (Java `Utils.murmur2`, kafka-python's too), as an unsigned 32-bit value."""
-    m = 0x5BD1E995
-    length = len(data)
-    body = length - length % 4
-    h = 0x9747B28C ^ length
-    for (k,) in struct.iter_unpack("<I", data[:body]):
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> 24
-        k = (k * m) & 0xFFFFFFFF
-        h = ((h * m) & 0xFFFFFFFF) ^ k
-    if body < length:
-        for shift, byte in enumerate(data[body:]):
-            h ^= byte << (8 * shift)
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    return h ^ (h >> 15)
-
-
-def partition_for_key(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for a keyed record."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(eq=False, slots=True)

@@ -9,6 +9,7 @@ import pytest
 from consumers.anonymization_config import load_policy
 from consumers.regroup import MIN_COUNTED, SEPARATOR, RegroupKeys
 from consumers.release_policy import ReleasePlan
+from ingest.kafka.partitioning import key_partition
 
 POLICY = load_policy()
 PLANS = {
@@ -70,3 +71,15 @@ def test_shares_fade_so_keys_follow_the_traffic() -> None:
 def test_the_hot_share_is_a_fraction() -> None:
     with pytest.raises(ValueError):
         RegroupKeys(PLANS, hot_share=0)
+
+
+def test_a_placed_key_names_the_partition_kafka_would_pick() -> None:
+    keys = RegroupKeys(PLANS, hot_share=1.0)
+    key = keys.key("device_event", device("wx4g0"), 0)
+    assert keys.partition(key) is None  # not placed: the client picks
+    keys.place(6)
+    assert keys.partition(key) == key_partition(key, 6)
+    other = keys.key("log_event", log("CRASH"), 0)
+    assert keys.partition(other) == key_partition(other, 6)
+    keys.place(None)  # the topic could not be described
+    assert keys.partition(key) is None

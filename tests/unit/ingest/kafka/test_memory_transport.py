@@ -16,12 +16,12 @@ from ingest.kafka.base import (
     TopicSpec,
 )
 from ingest.kafka.errors import FencedError, TransactionError, UnreachableError
+from ingest.kafka.partitioning import key_partition
 from tests.memory_transport import (
     MemoryCluster,
     MemoryConsumer,
     MemoryProducer,
     MemoryTransport,
-    murmur2,
 )
 
 TOPIC = "t"
@@ -72,21 +72,6 @@ def _txn_producer(transport: MemoryTransport, tid: str = "tx") -> MemoryProducer
 
 
 # Kafka's own vectors (clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java).
-MURMUR2 = [
-    (b"21", -973932308),
-    (b"foobar", -790332482),
-    (b"a-little-bit-long-string", -985981536),
-    (b"a-little-bit-longer-string", -1486304829),
-    (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
-    (b"abc", 479470107),
-]
-
-
-@pytest.mark.parametrize(("data", "signed"), MURMUR2)
-def test_murmur2_matches_kafkas_hash(data: bytes, signed: int) -> None:
-    assert murmur2(data) == signed & 0xFFFFFFFF
-
-
 def test_keyed_records_go_to_the_kafka_partition_with_offsets_headers_and_timestamps(
     transport: MemoryTransport,
 ) -> None:
@@ -98,7 +83,7 @@ def test_keyed_records_go_to_the_kafka_partition_with_offsets_headers_and_timest
         sent[n] = (key, delivery.result())
     producer.flush()
     for key, (partition, _offset) in sent.values():
-        assert partition == (murmur2(key) & 0x7FFFFFFF) % 3
+        assert partition == key_partition(key, 3)
     reader = transport.consumer(ConsumerOptions(group_id=None))
     reader.assign([TopicPartition(TOPIC, p) for p in range(3)])
     got = reader.poll(100, 0)
