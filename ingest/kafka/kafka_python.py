@@ -10,7 +10,7 @@ from typing import Any
 import kafka
 import kafka.errors as kerr
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
 from kafka.structs import TopicPartition as KTP
 
 from ingest.errors import ConfigError, DeliveryError, TransportError
@@ -193,24 +193,46 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             self._on_assign([TopicPartition(tp.topic, tp.partition) for tp in assigned])
 
 
-def _take_up_lost_join(consumer: Any) -> None:
-    """Rejoin when the client dropped a finished join: a member left without partitions.
+_JOIN_PARTS = ("_join_task", "_generation", "_lock", "_net", "_on_join_complete_async")
 
-    kafka-python 3.0.12 keeps a JoinGroup/SyncGroup round that outlives a poll's timeout
-    in flight for the next poll, which reads its result only while it still sees a reason
-    to rejoin. When the rebalance came from its own metadata check (a first assignment made
-    before the topics' metadata arrived, as right after subscribing), the leader's
-    assignment removes that reason: the result is never read, the member keeps the empty
-    assignment its revocation left, and the broker thinks it owns the partitions. Asking
-    for a rejoin makes the next poll run a new round. Checked after each poll, where the
-    client's own loop cannot be reading the result; a no-op on versions without this state.
+
+def _take_up_finished_join(consumer: Any) -> None:
+    """Complete a group join that finished between two polls, as the client's poll would.
+
+    kafka-python 3.0.12 runs a JoinGroup/SyncGroup round as a task that outlives a poll's
+    timeout, and a later poll collects its result only if the round is still running when
+    that poll awaits it. A round that finishes between polls (the worker is processing a
+    batch, or committing before a revocation) is lost: while the member still sees a
+    reason to rejoin, the next poll starts a new round (a rejoining leader makes the
+    whole group rebalance again); when it no longer does (the leader's own assignment
+    cleared the metadata change that started the round, as right after subscribing),
+    the result is never read and the member stays without partitions while the broker
+    thinks it owns some. Here a round that finished with an assignment is completed
+    after the poll, with the steps the client's own join loop takes: the rebalance
+    listener is told the assignment and heartbeats resume. A round that failed is left
+    to the client, which starts another. A no-op on client versions without this state.
     """
     coordinator: Any = getattr(consumer, "_coordinator", None)
-    task = getattr(coordinator, "_join_task", None)
-    if task is None or not getattr(task, "is_done", False) or coordinator.need_rejoin():
+    if coordinator is None or not all(hasattr(coordinator, part) for part in _JOIN_PARTS):
         return
-    log.warning("the Kafka client dropped a finished group join; rejoining")
-    coordinator.request_rejoin()
+    task = coordinator._join_task
+    if task is None or not getattr(task, "is_done", False) or task.exception is not None:
+        return
+    log.info("completing a group join the Kafka client left unread")
+    coordinator._join_task = None
+    with coordinator._lock:
+        coordinator.rejoining = False
+        coordinator.rejoin_needed = False
+        coordinator.state = MemberState.STABLE
+        coordinator._enable_heartbeat()
+    generation = coordinator._generation
+    coordinator._net.run(
+        coordinator._on_join_complete_async,
+        generation.generation_id,
+        generation.member_id,
+        generation.protocol,
+        task.value,
+    )
 
 
 class KafkaPythonConsumer:
@@ -259,7 +281,7 @@ class KafkaPythonConsumer:
             batches = self._c.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except kerr.KafkaError as exc:
             raise map_error(exc, "poll failed") from exc
-        _take_up_lost_join(self._c)
+        _take_up_finished_join(self._c)
         out: list[Message] = []
         append = out.append
         for records in batches.values():
