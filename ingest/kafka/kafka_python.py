@@ -203,14 +203,16 @@ def _take_up_finished_join(consumer: Any) -> None:
     timeout, and a later poll collects its result only if the round is still running when
     that poll awaits it. A round that finishes between polls (the worker is processing a
     batch, or committing before a revocation) is lost: while the member still sees a
-    reason to rejoin, the next poll starts a new round (a rejoining leader makes the
-    whole group rebalance again); when it no longer does (the leader's own assignment
-    cleared the metadata change that started the round, as right after subscribing),
-    the result is never read and the member stays without partitions while the broker
-    thinks it owns some. Here a round that finished with an assignment is completed
-    after the poll, with the steps the client's own join loop takes: the rebalance
-    listener is told the assignment and heartbeats resume. A round that failed is left
-    to the client, which starts another. A no-op on client versions without this state.
+    reason to rejoin, the next poll drops it and starts a new round, which a busy member
+    loses the same way, poll after poll, while it keeps its old partitions and commits
+    under the new generation (two members then release the same records); when it no
+    longer does (the leader's own assignment cleared the metadata change that started
+    the round, as right after subscribing), the result is never read and the member
+    stays without partitions while the broker thinks it owns some. Here a round that
+    finished with an assignment is completed before and after each poll, with the steps
+    the client's own join loop takes: the rebalance listener is told the assignment and
+    heartbeats resume. A round that failed is left to the client, which starts another.
+    A no-op on client versions without this state.
     """
     coordinator: Any = getattr(consumer, "_coordinator", None)
     if coordinator is None or not all(hasattr(coordinator, part) for part in _JOIN_PARTS):
@@ -277,6 +279,9 @@ class KafkaPythonConsumer:
         return {TopicPartition(tp.topic, tp.partition) for tp in self._c.assignment()}
 
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        # Before the poll, which would drop a round that finished since the last one and
+        # start another; after it, for a round that finished as it returned.
+        _take_up_finished_join(self._c)
         try:
             batches = self._c.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except kerr.KafkaError as exc:

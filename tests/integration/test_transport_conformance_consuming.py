@@ -185,10 +185,13 @@ def test_a_join_that_finishes_between_polls_is_taken_up(
 ) -> None:
     """Two members that work between short polls, as the worker does, share the partitions.
 
-    kafka-python 3.0.12 collects a join only while a poll awaits it; the transport
-    completes one that finished while the member was busy. Here the group converges
-    with and without that step (a follower's repeated join is answered at once); a
-    two-worker CI run that did not is described in the commit that added the test.
+    kafka-python 3.0.12 collects a join only while a poll awaits it, and the next poll
+    drops one that finished while the member was busy and starts another, which a busy
+    member loses the same way: it keeps its old partitions while the other member is
+    given some of them. The transport completes such a round before and after each
+    poll. On a quiet machine the rounds often finish inside a poll and the group
+    converges anyway; under load it did not (a CI run: one member with nothing, the
+    other with one partition, after 378 rounds of polls).
     """
     everything = {TopicPartition(topic, p) for p in range(3)}
     members = [client_transport.consumer(ConsumerOptions(group_id=group_id)) for _ in range(2)]
@@ -199,8 +202,12 @@ def test_a_join_that_finishes_between_polls_is_taken_up(
         deadline = time.monotonic() + 120
 
         def shared() -> bool:
+            # Under eager rebalancing a member lists its old partitions until its join
+            # completes: only a split of all partitions into two non-empty halves counts.
             first, second = (m.assignment() for m in members)
-            return bool(first) and bool(second) and first | second == everything
+            return (
+                bool(first) and bool(second) and first | second == everything and not first & second
+            )
 
         while not shared() and time.monotonic() < deadline:
             for member in members:
@@ -209,7 +216,6 @@ def test_a_join_that_finishes_between_polls_is_taken_up(
             time.sleep(0.3)  # the batch the worker processes between polls
         first, second = (m.assignment() for m in members)
         assert shared(), f"after {polls} rounds of polls: {sorted(first)} and {sorted(second)}"
-        assert not first & second
     finally:
         for member in members:
             member.close()
