@@ -163,12 +163,13 @@ class Worker:
             )
             if not startup.wait_for_sink(self._watch, self.health, self.stop_event):
                 return 0
+            repartition = self.topics.name("kanon_repartition")
             counts = startup.output_partitions(
-                self._sink, [*self._router.topic_of.values(), self.topics.name("kanon_repartition")]
+                self._sink, [*self._router.topic_of.values(), repartition]
             )
             self._router.spread_over(counts)
             if self._regroup is not None:
-                self._regroup.place(counts.get(self.topics.name("kanon_repartition")))
+                self._regroup.place(counts.get(repartition))
             if startup.distinct_sink(self._source, self._sink) and s.exactly_once:
                 log.error(
                     "exactly-once needs the sink on the source cluster: one Kafka transaction "
