@@ -174,30 +174,38 @@ class HotPath:
     # -- the repartition hop, the window, its checkpoint and release ------------
 
     def regroup_send(self) -> None:
-        """Stage 1 (`BatchStages.process`): each held record's key and bytes."""
+        """Stage 1 (`BatchStages.process`): each held record's key and bytes, bundled by key."""
         key, topic, now_ms = self.regroup.key, self.regroup_topic, self.now_ms
         level0, encode, partition = (
             self.held_codec.level0,
             self.held_codec.encode,
             self.regroup.partition,
         )
+        bundles = self.held_codec.bundles
         sent = self.sent = []
-        for e in self.entries:
-            k = key(e.schema, level0(e), now_ms)
-            sent.append(OutRecord(topic, k, encode(e), [], partition(k)))
+        # Bundled per key and polled batch: the held records of `batch` raw records.
+        per_batch = max(1, round(self.batch * len(self.entries) / max(1, len(self.msgs))))
+        for start in range(0, len(self.entries), per_batch):
+            by_key: dict[bytes, list[bytes]] = {}
+            for e in self.entries[start : start + per_batch]:
+                k = key(e.schema, level0(e), now_ms)
+                by_key.setdefault(k, []).append(encode(e))
+            for k, lines in by_key.items():
+                to = partition(k)
+                sent.extend(OutRecord(topic, k, value, [], to) for value in bundles(lines))
 
     def regroup_take(self) -> None:
         """Stage 2 (`BatchStages._take_regrouped`): decode, and hold with its first time."""
         restore, batch, sent = self.window.restore, self.batch, self.sent
-        decode = self.held_codec.decode
+        decode = self.held_codec.decode_bundle
         self.held = []
         for start in range(0, len(sent), batch):
             added: dict[str, PendingEntry] = {}
             for i in range(start, min(start + batch, len(sent))):
                 out = sent[i]
-                entry = decode(out.value or b"", (out.topic, i % 6))
-                restore([entry])
-                added[entry.pending_id] = entry
+                for entry in decode(out.value or b"", (out.topic, i % 6)):
+                    restore([entry])
+                    added[entry.pending_id] = entry
             self.held.append(added)
 
     def checkpoint(self) -> None:

@@ -2,7 +2,7 @@
 
     raw records ── decode, validate, tag, consent-gate, anonymize (consumers.pipeline)
         │             └─ rejected ──────────────────────────────→ dead-letter topic
-        ├─ repartitioned grouping: held record ─────────────────→ repartition topic
+        ├─ repartitioned grouping: held records bundled by key ─→ repartition topic
         └─ local grouping: held record ──┐
     repartition records (stage 2) ───────┴─→ k-anonymity window (consumers.kanon)
     window, at its deadline ── released groups ─────────────────→ analyst topics
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from consumers.checkpoint import CheckpointBook
 from consumers.consent_table import ConsentTable
 from consumers.erasure import ErasureLedger
-from consumers.held import HeldRecordError
+from consumers.held import HeldRecordError, bundle_size
 from consumers.kanon import DuplicatePendingError, KAnonymityWindow, PendingEntry
 from consumers.pipeline import Pipeline, Rejected
 from consumers.regroup import RegroupKeys
@@ -80,6 +80,7 @@ class BatchStages:
         txn.add_outcome(outcome)
         for rejected in outcome.rejected:
             self._txns.send(txn, self._router.dead_letter(rejected, now_ms))
+        by_key: dict[bytes, list[bytes]] = {}
         for entry in outcome.anonymized:
             if entry.size > SAFE_HELD_RAW_BYTES and not self._book.fits(entry):
                 # It could not be held across a restart; nor could it ever find k peers.
@@ -89,13 +90,17 @@ class BatchStages:
                 # The level-0 values are computed once: for the key, the bytes and,
                 # carried in them, the window of the worker that groups the record.
                 key = regroup.key(entry.schema, held.level0(entry), now_ms)
-                out = OutRecord(
-                    self._regroup_topic, key, held.encode(entry), [], regroup.partition(key)
-                )
-                self._txns.send(txn, out)
-                txn.regrouped["out"] += 1
+                lines = by_key.get(key)
+                if lines is None:
+                    lines = by_key[key] = []
+                lines.append(held.encode(entry))
                 continue
             self._hold(txn, entry, now_ms)
+        for key, lines in by_key.items():
+            partition = regroup.partition(key) if regroup is not None else None
+            for value in held.bundles(lines):
+                self._txns.send(txn, OutRecord(self._regroup_topic, key, value, [], partition))
+            txn.regrouped["out"] += len(lines)
         for msg in messages:
             txn.offsets[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
         txn.records += len(messages)
@@ -117,19 +122,26 @@ class BatchStages:
         return True
 
     def _take_regrouped(self, txn: Txn, messages: Sequence[Message]) -> None:
-        """Hold records another stage sent to this worker's region, with their first time."""
-        decode = self._book.codec.decode
+        """Hold records another stage sent to this worker's region, with their first time.
+
+        A bundle that cannot be read is dead-lettered whole, as one record, and counted
+        once per held record it carried, as the sender counted them out.
+        """
+        decode = self._book.codec.decode_bundle
         for msg in messages:
+            value = msg.value or b""
             try:
-                entry = decode(msg.value or b"", (msg.topic, msg.partition))
+                entries = decode(value, (msg.topic, msg.partition))
             except HeldRecordError as exc:
+                carried = bundle_size(value)
                 rejected = Rejected(msg, "regroup", type(exc).__name__, exc.reason)
-                txn.dead[rejected.reason] += 1
+                txn.dead[rejected.reason] += carried
                 self._txns.send(txn, self._router.dead_letter(rejected, int(time.time() * 1000)))
-                txn.regrouped["in"] += 1
+                txn.regrouped["in"] += carried
                 continue
-            txn.regrouped["in"] += 1
-            self._hold(txn, entry, None)
+            txn.regrouped["in"] += len(entries)
+            for entry in entries:
+                self._hold(txn, entry, None)
 
     def release(self, now_ms: int) -> None:
         """Let out what the window's deadline allows: released groups and suppressed records."""

@@ -21,24 +21,36 @@ the one that sent it refuses it (`LayoutError`; the worker dead-letters it).
 
 A chunk: `{"fields": {layout: [names]}, "source": [topic, partition], "held": [...]}`.
 
+A repartition record is a bundle: the held records one batch sends under one key, one
+per line (JSON Lines; compact JSON never holds a raw line break), at most
+MAX_BUNDLE_BYTES of them unless one record alone is larger. One record per key and
+batch instead of one per held record saves the client's cost per record twice, at
+the producer and at the grouping worker's consumer. A bundle of one line is a held
+record as written before bundles, so both read each other's single records. A bundle
+that cannot be read is refused whole (`decode_bundle`); the worker dead-letters it as
+one record and counts each held record it carried (`bundle_size`).
+
 Still read, as written before this form (a compacted checkpoint keeps old chunks
 across an upgrade, and the repartition topic may still hold old records): a held
 record as a JSON object with named fields (`entry_from_json`), a chunk as an array of them.
 The older version cannot read this form: a worker of it still running in the group
 would dead-letter the records it takes from the repartition topic (`undecodable_held`)
 and skip the chunks it restores. So a rolling upgrade from it runs with
-`held_format = "named"` (`HeldCodec(named=True)`): this version then writes the first
-form, which both read, and the group moves to the compact form by a second rollout once
-no older worker is left (README "Upgrading"). A group stopped and started whole needs
-neither step.
+`held_format = "named"` (`HeldCodec(form="named")`): this version then writes the first
+form, one record per repartition record, which both read, and the group moves to the
+default by a second rollout once no older worker is left (README "Upgrading"). Likewise
+a version that writes the compact form but reads no bundles (before 2026-12-02) would
+dead-letter a bundle of several records: a rolling upgrade from it runs with
+`held_format = "compact"` (compact records, one per repartition record) first. A group
+stopped and started whole needs neither step.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
 
 from consumers.kanon import PendingEntry, Source, level0_of
 from consumers.ladders import time_value
@@ -52,6 +64,13 @@ VALUES_AT = 7
 """Index of the first level-0 value (the hour) in a held record's array."""
 MAX_TOPIC_CHARS = 249
 """Kafka's limit on a topic name: bounds the `source` a chunk's header holds."""
+MAX_BUNDLE_BYTES = 128 * 1024
+"""A bundle's bytes stay under this unless one held record alone is larger (a held
+record always fits a checkpoint chunk, `consumers.checkpoint.MAX_CHUNK_BYTES`), so a
+repartition record stays well under the producer's 1 MiB limit."""
+HeldForm = Literal["bundled", "compact", "named"]
+"""How held records are written (`held_format`): compact records bundled per key and
+batch; compact records one per repartition record; the first form, one per record."""
 
 
 class HeldRecordError(DecodeError):
@@ -75,11 +94,14 @@ def layout_of(plan: ReleasePlan) -> str:
 class HeldCodec:
     """Writes and reads held records and checkpoint chunks for one worker's release plans."""
 
-    def __init__(self, plans: Mapping[str, ReleasePlan], *, named: bool = False) -> None:
+    def __init__(self, plans: Mapping[str, ReleasePlan], *, form: HeldForm = "bundled") -> None:
         self._plans = dict(plans)
         self._layouts = {schema: layout_of(plan) for schema, plan in self._plans.items()}
+        named = form == "named"
         self.named = named
         """Write the first form (what versions before the compact one read); read both."""
+        self.bundled = form == "bundled"
+        """Send a batch's held records of one key as one repartition record."""
         longest = _json(["t" * MAX_TOPIC_CHARS, 2**31])
         head = b"[" if named else self._chunk_head(self._plans, longest)
         self.chunk_overhead = len(head) + 2
@@ -123,6 +145,31 @@ class HeldCodec:
             return entry
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise HeldRecordError(f"bad held record: {type(exc).__name__}") from exc
+
+    def bundles(self, lines: Sequence[bytes]) -> Iterator[bytes]:
+        """Repartition records' values for held records of one key (`encode`'s bytes, in
+        order): bundles of at most MAX_BUNDLE_BYTES, or one record each when not bundled."""
+        if not self.bundled:
+            yield from lines
+            return
+        part: list[bytes] = []
+        size = 0
+        for line in lines:
+            grown = size + 1 + len(line) if part else len(line)
+            if part and grown > MAX_BUNDLE_BYTES:
+                yield b"\n".join(part)
+                part, grown = [], len(line)
+            part.append(line)
+            size = grown
+        if part:
+            yield b"\n".join(part)
+
+    def decode_bundle(self, value: bytes, source: Source) -> list[PendingEntry]:
+        """The held records of one repartition record, taken from `source`; one that
+        cannot be read refuses the whole bundle."""
+        if b"\n" not in value:
+            return [self.decode(value, source)]
+        return [self.decode(line, source) for line in value.split(b"\n")]
 
     def encode_chunk(self, source: Source, entries: Sequence[PendingEntry]) -> bytes:
         """One checkpoint chunk: held records of one source partition."""
@@ -180,6 +227,11 @@ class HeldCodec:
         )
         entry.level0, entry.level0_plan = level0, plan
         return entry
+
+
+def bundle_size(value: bytes) -> int:
+    """How many held records a repartition record carries (its lines), read or not."""
+    return value.count(b"\n") + 1
 
 
 def _loads(value: bytes) -> Any:

@@ -83,10 +83,11 @@ class PipelineSettings(BaseSettings):
     # worker owning every raw partition: no extra hop).
     kanon_grouping: Literal["repartition", "local"] = "repartition"
     # How held records are written to the repartition topic and the checkpoint
-    # (consumers/held.py): "compact", their level-0 values; "named", the form versions
-    # before the compact one read, for a rolling upgrade from them (README "Upgrading").
-    # Both forms are always read.
-    held_format: Literal["compact", "named"] = "compact"
+    # (consumers/held.py): "bundled", their level-0 values, a batch's records of one
+    # repartition key in one record; "compact", the same values, one record each (what
+    # versions before bundles read); "named", the form versions before the compact one
+    # read. The last two are for rolling upgrades (README "Upgrading"). All are read.
+    held_format: Literal["bundled", "compact", "named"] = "bundled"
 
     @model_validator(mode="after")
     def _check(self) -> PipelineSettings:

@@ -101,7 +101,7 @@ class Worker:
             held_topics = {regroup_topic}
         self._regroup = regroup
         self._inputs = sorted({*raw_topics, *held_topics})
-        book = CheckpointBook(HeldCodec(plans, named=settings.held_format == "named"))
+        book = CheckpointBook(HeldCodec(plans, form=settings.held_format))
         erasures = ErasureLedger()
         self._erasures = erasures
         self._txns = Transactions(

@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.held import HeldCodec, HeldRecordError, LayoutError, entry_from_json
+from consumers.held import (
+    MAX_BUNDLE_BYTES,
+    HeldCodec,
+    HeldForm,
+    HeldRecordError,
+    LayoutError,
+    bundle_size,
+    entry_from_json,
+)
 from consumers.kanon import KAnonymityWindow, PendingEntry, level0_of
 from consumers.release_policy import ReleasePlan
 from tests.unit.consumers.level0_records import DEVICE, LOG, PLANS, POLICY, T0_HOUR, device, log
@@ -143,7 +151,7 @@ def test_a_checkpoint_chunk_in_the_first_form_is_still_read_and_can_be_held() ->
     assert again == restored[:1]
 
 
-NAMED = HeldCodec(PLANS, named=True)
+NAMED = HeldCodec(PLANS, form="named")
 
 
 def _first_form_reader(value: bytes) -> list[PendingEntry]:
@@ -260,3 +268,61 @@ def test_any_level0_values_round_trip_through_record_and_chunk(
     assert taken == held
     assert level0_of(plan, taken) == plan.level0(record)
     assert CODEC.decode_chunk(CODEC.encode_chunk(("raw", 1), [held])) == [held]
+    # A held record never holds a raw line break, so a bundle splits back into its records.
+    assert b"\n" not in CODEC.encode(held)
+    assert CODEC.decode_bundle(CODEC.encode(held) + b"\n" + CODEC.encode(held), ("raw", 1)) == [
+        held,
+        held,
+    ]
+
+
+# -- bundles: a batch's held records of one repartition key in one record ----------------
+
+
+def test_a_bundle_reads_back_as_its_records_in_order_each_keeping_its_bytes() -> None:
+    held = [entry(n, device() if n % 2 else log()) for n in range(5)]
+    lines = [CODEC.encode(e) for e in held]
+    (value,) = CODEC.bundles(lines)
+    assert value == b"\n".join(lines)
+    taken = CODEC.decode_bundle(value, ("repartition", 2))
+    assert [_fields(e) for e in taken] == [
+        {**_fields(e), "source": ("repartition", 2)} for e in held
+    ]
+    # The checkpoint joins each record's own bytes, not the bundle's.
+    assert [e.encoded for e in taken] == lines
+    assert bundle_size(value) == 5
+
+
+def test_single_records_of_every_earlier_form_read_as_bundles_of_one() -> None:
+    compact = CODEC.encode(entry(1, device()))
+    assert [e.pending_id for e in CODEC.decode_bundle(compact, ("r", 0))] == ["raw:0:1"]
+    (named,) = CODEC.decode_bundle(FIRST_FORM_RECORD, ("r", 0))
+    assert named.pending_id == "raw.device:3:17"
+
+
+@pytest.mark.parametrize("form", ["compact", "named"])
+def test_the_upgrade_forms_write_one_held_record_per_repartition_record(form: HeldForm) -> None:
+    codec = HeldCodec(PLANS, form=form)
+    lines = [codec.encode(entry(n, device())) for n in range(3)]
+    assert list(codec.bundles(lines)) == lines
+
+
+def test_bundles_stay_within_their_byte_budget_and_a_larger_record_goes_alone() -> None:
+    line = CODEC.encode(entry(1, device()))
+    per_bundle = (MAX_BUNDLE_BYTES + 1) // (len(line) + 1)
+    many = [line] * (per_bundle * 2 + 1)
+    bundles = list(CODEC.bundles(many))
+    assert [bundle_size(b) for b in bundles] == [per_bundle, per_bundle, 1]
+    assert all(len(b) <= MAX_BUNDLE_BYTES for b in bundles)
+    assert b"\n".join(bundles) == b"\n".join(many)  # nothing lost, nothing reordered
+    huge = b"x" * (MAX_BUNDLE_BYTES + 1)
+    assert list(CODEC.bundles([line, huge, line])) == [line, huge, line]
+
+
+def test_one_unreadable_record_refuses_the_whole_bundle() -> None:
+    good = CODEC.encode(entry(1, device()))
+    for bad in (b"not json", b"", b'["device_event"]'):
+        value = good + b"\n" + bad + b"\n" + good
+        with pytest.raises(HeldRecordError):
+            CODEC.decode_bundle(value, ("repartition", 0))
+        assert bundle_size(value) == 3

@@ -18,7 +18,9 @@ from typing import Literal
 import pytest
 from prometheus_client import REGISTRY
 
-from ingest.kafka import TopicPartition
+from consumers.kanon import PendingEntry
+from consumers.route import SOURCE_OFFSET, SOURCE_TOPIC
+from ingest.kafka import ProducerOptions, TopicPartition
 from ingest.kafka.topics import TopicSet
 from tests.integration.fault_helpers import (
     Feeder,
@@ -28,12 +30,15 @@ from tests.integration.fault_helpers import (
 )
 from tests.integration.worker_harness import read_topic, wait_for
 from tests.memory_transport import DEFAULT_RACK, MemoryCluster, MemoryTransport
+from tests.unit.consumers.level0_records import DEVICE, T0_HOUR, device
 from tests.unit.consumers.worker_runs import (
     GROUP,
+    HELD,
     PARTITIONS,
     SETTLE_S,
     Run,
     WorkerThread,
+    changed_since,
     committed_suppressions,
     counters,
     finish,
@@ -145,15 +150,16 @@ def test_failed_commits_abort_and_rewind_and_every_record_counts_once(
     assert run.found == uninterrupted.found
 
 
-@pytest.mark.parametrize("first_format", ["compact", "named"])
+@pytest.mark.parametrize("first_format", ["bundled", "compact", "named"])
 def test_a_second_worker_joining_takes_over_held_records_and_none_leaves_twice(
     uninterrupted: Run,
     workload: Workload,
     caplog: pytest.LogCaptureFixture,
-    first_format: Literal["compact", "named"],
+    first_format: Literal["bundled", "compact", "named"],
 ) -> None:
-    """`named`: the first worker writes held records as versions before the compact form
-    read them (the first step of a rolling upgrade); the second reads them in either form."""
+    """`named` and `compact`: the first worker writes held records as versions before the
+    compact form, or before bundles, read them (the first step of a rolling upgrade); the
+    second reads them in any form."""
     caplog.set_level(logging.INFO, logger="consumers")
     cluster, transport, topics = fresh_cluster(workload)
     # Held 5 s: the first worker releases nothing before the second has joined.
@@ -183,21 +189,25 @@ def test_a_second_worker_joining_takes_over_held_records_and_none_leaves_twice(
     assert counted["pending_handed_off"] > 0
     _none_twice_none_lost(run, uninterrupted, caplog.records)
     held_topics = {topics.name("kanon_repartition"), topics.name("kanon_pending")}
-    values = [
-        cluster.entries(tp.topic, tp.partition)[offset].value
+    written = [
+        (tp.topic, cluster.entries(tp.topic, tp.partition)[offset].value)
         for txn in cluster.transactions(first.transactional_id)
         for tp, offset in txn.writes
         if tp.topic in held_topics
     ]
-    forms = {_first_form(value) for value in values if value is not None}  # None: a deletion
-    assert forms == {first_format == "named"}
+    values = [value for _topic, value in written if value is not None]  # None: a deletion
+    assert {_first_form(value) for value in values} == {first_format == "named"}
+    # Several held records in one repartition record only when bundling.
+    repartition = topics.name("kanon_repartition")
+    bundles = [v for topic, v in written if topic == repartition and v and b"\n" in v]
+    assert bool(bundles) == (first_format == "bundled")
 
 
 def _first_form(value: bytes) -> bool:
     """True for a held record or chunk as versions before the compact form wrote them: a
     JSON object with named fields, or a list of them."""
-    doc = json.loads(value)
-    items = doc if isinstance(doc, list) else [doc]
+    docs = [json.loads(line) for line in value.split(b"\n")]
+    items = [item for doc in docs for item in (doc if isinstance(doc, list) else [doc])]
     return all(isinstance(item, dict) and "record" in item for item in items)
 
 
@@ -343,3 +353,31 @@ def test_a_worker_rides_out_a_dropped_cluster_and_counts_every_record_once(
     cluster.reconnect()
     run = finish(cluster, transport, topics, [worker], before, workload.now_ms)
     assert run.found == uninterrupted.found
+
+
+def test_an_unreadable_bundle_is_dead_lettered_whole_and_counted_per_held_record(
+    workload: Workload,
+) -> None:
+    """Its readable records are not held either: a bundle is taken whole or not at all."""
+    cluster, transport, topics = fresh_cluster(workload)
+    repartition = topics.name("kanon_repartition")
+    good = HELD.encode(
+        PendingEntry("raw:0:1", DEVICE, "p", device(), ("raw", 0), T0_HOUR, T0_HOUR, 300)
+    )
+    bundle = b"\n".join([good, b'["device_event"]', good])
+    producer = transport.producer(ProducerOptions())
+    producer.send(repartition, bundle, key=b"device_event\x1fwx", partition=0)
+    producer.flush(10)
+    before = counters()
+    worker = WorkerThread(transport, topics).start()
+    dead_letter = topics.name("dead_letter")
+    wait_for(lambda: read_topic(transport, dead_letter), SETTLE_S, "the bundle's dead letter")
+    wait_for(lambda: unconsumed(cluster, topics) == 0, SETTLE_S, "its offset committed")
+    worker.halt()
+    (letter,) = read_topic(transport, dead_letter)
+    headers = dict(letter.headers)
+    assert headers[SOURCE_TOPIC] == repartition.encode() and headers[SOURCE_OFFSET] == b"0"
+    counted = changed_since(before)
+    assert counted["dead_lettered"] == counted["regrouped_in"] == 3
+    assert counted["forwarded"] == counted["suppressed"] == counted["regrouped_out"] == 0
+    assert not any(held(transport, topics))

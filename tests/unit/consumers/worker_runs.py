@@ -69,7 +69,7 @@ class WorkerThread:
         topics: TopicSet,
         index: int = 0,
         max_delay_ms: int = 2_000,
-        held_format: Literal["compact", "named"] = "compact",
+        held_format: Literal["bundled", "compact", "named"] = "bundled",
     ) -> None:
         self.settings = PipelineSettings(
             held_format=held_format,
@@ -157,7 +157,7 @@ def counters() -> dict[str, int]:
     return counted
 
 
-def _changed(before: dict[str, int]) -> dict[str, int]:
+def changed_since(before: dict[str, int]) -> dict[str, int]:
     return {name: value - before[name] for name, value in counters().items()}
 
 
@@ -225,19 +225,22 @@ def _balance(counted: dict[str, int], still_held: int) -> tuple[int, int]:
     return left, right
 
 
-def _raw_source(
+def _raw_sources(
     topics: TopicSet, topic: str, value: bytes | None, headers: Headers
-) -> tuple[str, int, int] | None:
-    """The raw (topic, partition, offset) a stage-1 output came from, or None."""
+) -> list[tuple[str, int, int]]:
+    """The raw (topic, partition, offset)s a stage-1 output came from: several for a
+    bundle of held records, none for a dead letter of stage 2."""
     if topic == topics.name("kanon_repartition"):
-        pending_id = HELD.decode(value or b"", (topic, 0)).pending_id
-        raw_topic, partition, offset = pending_id.rsplit(":", 2)
-        return raw_topic, int(partition), int(offset)
+        sources = []
+        for entry in HELD.decode_bundle(value or b"", (topic, 0)):
+            raw_topic, partition, offset = entry.pending_id.rsplit(":", 2)
+            sources.append((raw_topic, int(partition), int(offset)))
+        return sources
     named = dict(headers)
     source = named.get(SOURCE_TOPIC, b"").decode()
     if source not in (topics.name("raw_device"), topics.name("raw_log")):
-        return None  # a dead letter of stage 2
-    return source, int(named[SOURCE_PARTITION]), int(named[SOURCE_OFFSET])
+        return []  # a dead letter of stage 2
+    return [(source, int(named[SOURCE_PARTITION]), int(named[SOURCE_OFFSET]))]
 
 
 def stage_one_outputs(run: Run) -> int:
@@ -271,12 +274,10 @@ def stage_one_outputs(run: Run) -> int:
             if tp.topic not in outputs:
                 continue
             entry = cluster.entries(tp.topic, tp.partition)[offset]
-            source = _raw_source(topics, tp.topic, entry.value, entry.headers)
-            if source is None:
-                continue
-            assert source not in seen, f"{source} produced twice"
-            seen.add(source)
-            assert committed_by.get(source) == txn.serial, f"{source} left without its offset"
+            for source in _raw_sources(topics, tp.topic, entry.value, entry.headers):
+                assert source not in seen, f"{source} produced twice"
+                seen.add(source)
+                assert committed_by.get(source) == txn.serial, f"{source} left without its offset"
     return len(seen)
 
 
@@ -298,7 +299,7 @@ def finish(
     _settle(cluster, transport, topics, workers)
     for worker in workers:
         worker.stop()
-    counted = _changed(before)
+    counted = changed_since(before)
     still_held = sum(held(transport, topics))
     assert still_held == 0
     left, right = _balance(counted, still_held)
