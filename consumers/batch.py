@@ -63,6 +63,8 @@ class BatchStages:
         self._txns = transactions
         self._book = book
         self._erasures = erasures
+        self.entries_taken = 0
+        """Held and raw records the last `process` took: a bundle counts its records."""
 
     def process(self, messages: Sequence[Message], table: ConsentTable, now_ms: int) -> bool:
         """Run a polled batch through the stages; True when it had repartitioned records."""
@@ -75,7 +77,9 @@ class BatchStages:
             raw = [msg for msg in messages if msg.topic != self._regroup_topic]
             regrouped = [m for m in messages if m.topic == self._regroup_topic]
             took_regrouped = bool(regrouped)
-            self._take_regrouped(txn, regrouped)
+            self.entries_taken = len(raw) + self._take_regrouped(txn, regrouped)
+        else:
+            self.entries_taken = len(raw)
         outcome = self._pipeline.process(raw, table, now_ms)
         txn.add_outcome(outcome)
         for rejected in outcome.rejected:
@@ -121,12 +125,14 @@ class BatchStages:
         txn.added[entry.pending_id] = entry
         return True
 
-    def _take_regrouped(self, txn: Txn, messages: Sequence[Message]) -> None:
-        """Hold records another stage sent to this worker's region, with their first time.
+    def _take_regrouped(self, txn: Txn, messages: Sequence[Message]) -> int:
+        """Hold records another stage sent to this worker's region, with their first time;
+        returns how many held records the bundles carried.
 
         A bundle that cannot be read is dead-lettered whole, as one record, and counted
         once per held record it carried, as the sender counted them out.
         """
+        taken = 0
         decode = self._book.codec.decode_bundle
         for msg in messages:
             value = msg.value or b""
@@ -138,10 +144,23 @@ class BatchStages:
                 txn.dead[rejected.reason] += carried
                 self._txns.send(txn, self._router.dead_letter(rejected, int(time.time() * 1000)))
                 txn.regrouped["in"] += carried
+                taken += carried
                 continue
             txn.regrouped["in"] += len(entries)
+            taken += len(entries)
             for entry in entries:
                 self._hold(txn, entry, None)
+        return taken
+
+    @staticmethod
+    def poll_limit(limit: int, records: int, entries: int) -> int:
+        """How many records the next poll may take so that its batch holds about `limit`
+        held and raw records, judged by the last poll (`records` records that carried
+        `entries`): a repartition record carries a bundle of held records, so a backlog
+        of bundles is taken in batches of the usual work, not `limit` bundles at once."""
+        if records <= 0 or entries <= records:
+            return limit
+        return max(1, limit * records // entries)
 
     def release(self, now_ms: int) -> None:
         """Let out what the window's deadline allows: released groups and suppressed records."""

@@ -136,6 +136,8 @@ class Worker:
         self._writer_thread: threading.Thread | None = None
         self._consumer: Consumer | None = None
         self._last_lag = 0.0
+        self._last_taken = (0, 0)
+        """The last processed poll's records, and the held and raw records they carried."""
         self.server: HealthServer | None = None
         self._watch: ClusterWatch | None = None
         self._watch_thread: threading.Thread | None = None
@@ -255,8 +257,11 @@ class Worker:
                     self._update_ready()
                     self.stop_event.wait(self._narrowing.back_off_s())
                     continue
-            limit = self._narrowing.poll_limit(s.max_poll_records)
+            limit = self._stages.poll_limit(
+                self._narrowing.poll_limit(s.max_poll_records), *self._last_taken
+            )
             messages = self._consumer.poll(limit, s.poll_timeout_ms / 1000)
+            self._last_taken = (0, 0)
             try:
                 if self._owned.apply(
                     self._commit, lambda: self._txns.current is not None, self._abort_and_rewind
@@ -278,6 +283,7 @@ class Worker:
                 if messages:
                     self._narrowing.took(messages)
                     self._process(messages, now_ms)
+                    self._last_taken = (len(messages), self._stages.entries_taken)
                 if (not restored or messages) and not self._company.waiting():
                     # Records restored past their deadline (they waited out a restart) get
                     # one polled batch of company before they leave, not an empty window.

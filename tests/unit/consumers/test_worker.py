@@ -18,9 +18,11 @@ from typing import Literal
 import pytest
 from prometheus_client import REGISTRY
 
+from consumers.batch import BatchStages
 from consumers.kanon import PendingEntry
 from consumers.route import SOURCE_OFFSET, SOURCE_TOPIC
 from ingest.kafka import ProducerOptions, TopicPartition
+from ingest.kafka.base import Message
 from ingest.kafka.topics import TopicSet
 from tests.integration.fault_helpers import (
     Feeder,
@@ -30,6 +32,7 @@ from tests.integration.fault_helpers import (
 )
 from tests.integration.worker_harness import read_topic, wait_for
 from tests.memory_transport import DEFAULT_RACK, MemoryCluster, MemoryTransport
+from tests.memory_transport.consumer import MemoryConsumer
 from tests.unit.consumers.level0_records import DEVICE, T0_HOUR, device
 from tests.unit.consumers.worker_runs import (
     GROUP,
@@ -381,3 +384,50 @@ def test_an_unreadable_bundle_is_dead_lettered_whole_and_counted_per_held_record
     assert counted["dead_lettered"] == counted["regrouped_in"] == 3
     assert counted["forwarded"] == counted["suppressed"] == counted["regrouped_out"] == 0
     assert not any(held(transport, topics))
+
+
+def test_a_backlog_of_bundles_is_taken_in_batches_of_the_usual_work(
+    workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll of `max_poll_records` (100) bundles would carry ten times the usual held
+    records at once; after one such poll the worker takes fewer bundles per poll."""
+    cluster, transport, topics = fresh_cluster(workload)
+    repartition = topics.name("kanon_repartition")
+    producer = transport.producer(ProducerOptions())
+    n = 0
+    for _bundle in range(300):
+        lines = []
+        for _entry in range(10):
+            n += 1
+            held = PendingEntry(
+                f"raw:0:{n}", DEVICE, f"p{n % 40}", device(), ("raw", 0), T0_HOUR, T0_HOUR, 300
+            )
+            lines.append(HELD.encode(held))
+        producer.send(repartition, b"\n".join(lines), key=b"device_event\x1fwx", partition=0)
+    producer.flush(10)
+    asked: list[tuple[int, int]] = []
+    original = MemoryConsumer.poll
+
+    def noted(self: MemoryConsumer, max_records: int, timeout_s: float) -> list[Message]:
+        got = original(self, max_records, timeout_s)
+        if any(msg.topic == repartition for msg in got):
+            asked.append((max_records, len(got)))
+        return got
+
+    monkeypatch.setattr(MemoryConsumer, "poll", noted)
+    before = counters()
+    worker = WorkerThread(transport, topics).start()
+    wait_for(lambda: unconsumed(cluster, topics) == 0, SETTLE_S, "the bundles taken")
+    worker.halt()
+    assert changed_since(before)["regrouped_in"] == 3_000
+    (first_limit, first_got), *later = asked
+    assert first_limit == first_got == 100
+    assert later and all(limit <= 10 for limit, _got in later)
+
+
+def test_the_poll_limit_follows_the_held_records_the_last_poll_carried() -> None:
+    limit = BatchStages.poll_limit
+    assert limit(100, 0, 0) == 100  # nothing taken: the usual limit
+    assert limit(100, 80, 80) == 100  # raw records only
+    assert limit(100, 100, 1_000) == 10
+    assert limit(100, 50, 25_000) == 1  # never less than one record
