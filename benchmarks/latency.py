@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.pipeline import MAX_DELAY_S, _drain, summarize
+from benchmarks.pipeline import _drain, summarize
 from benchmarks.stats import quantile
 from benchmarks.workers import input_partitions, start_workers, wait_assigned
 from benchmarks.workload import Workload, prepare_prefix
@@ -28,6 +28,9 @@ from ingest.kafka import ConsumerOptions, ProducerOptions, TopicPartition, Trans
 from ingest.kafka.topics import TopicSet
 from ingest.metrics_text import metric_sum
 
+LATENCY_MAX_DELAY_S = 5.0
+"""The hold in the latency run: as in runs before 2 December 2026, so the bound with the
+hold compares across them (the throughput runs hold 1 s)."""
 PROBE_EVERY = 50
 DURATION_S = 15.0
 LOAD_SHARE = 0.5
@@ -107,7 +110,7 @@ def run_latency(
         1,
         log_dir,
         group=f"{prefix}pipeline",
-        extra=["--max-delay", str(MAX_DELAY_S)],
+        extra=["--max-delay", str(LATENCY_MAX_DELAY_S)],
     )
     probe = _Probe(loader, topics.name("dead_letter"))
     try:
