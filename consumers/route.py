@@ -14,6 +14,7 @@ import struct
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from consumers.checkpoint import ChunkWrite
 from consumers.kanon import Released
@@ -81,6 +82,14 @@ def _headers_digest(headers: Headers) -> bytes:
     return digest.digest()
 
 
+_ANON_ID_A = "00000000-0000-4000-8000-000000000000"
+_ANON_ID_B = "11111111-1111-4111-9111-111111111111"
+"""Two anon_ids that differ in their first and last characters: where the encodings of a
+content with each differ is where every record of that content has its own anon_id."""
+MAX_FRAMES = 8_192
+"""Contents whose encoding around the anon_id is remembered (a release's groups, at most)."""
+
+
 def new_anon_id() -> str:
     """A fresh random (version 4) UUID string: drawn at release, never derived from input."""
     raw = bytearray(os.urandom(16))
@@ -111,6 +120,7 @@ class Router:
             topics.name("kanon_repartition"): "kanon_repartition",
         }
         self._spread: dict[str, Iterator[int]] = {}
+        self._frames: dict[int, tuple[Mapping[str, Any], bytes, bytes]] = {}
         self._fixed = {
             schema: [
                 (EVENT_TYPE, out.encode()),
@@ -144,8 +154,13 @@ class Router:
         accepts, and which is the same for every record of the group released with it.
         """
         schema = released.entry.schema
-        record = {**released.record, "anon_id": new_anon_id()}
-        value = self._codec.encode(self._outputs[schema], record)
+        anon_id = new_anon_id()
+        frame = self._frame(schema, released.record)
+        if frame is None:
+            record = {**released.record, "anon_id": anon_id}
+            value = self._codec.encode(self._outputs[schema], record)
+        else:
+            value = frame[0] + anon_id.encode() + frame[1]
         topic = self.topic_of[schema]
         spread = self._spread.get(topic)
         partition = None if spread is None else next(spread)
@@ -153,6 +168,32 @@ class Router:
         return OutRecord(
             topic, None, value, self._fixed[schema], partition=partition, timestamp_ms=stamp
         )
+
+    def _frame(self, schema: str, content: Mapping[str, Any]) -> tuple[bytes, bytes] | None:
+        """The encoding of a released content before and after its anon_id's characters.
+
+        Every record of a group shares one content (the same dict) and differs only in
+        its anon_id, so the content is encoded once per group, not once per record: with
+        two anon_ids of the same length, the bytes where the encodings differ are the
+        anon_id's. None (encode each record whole) if they do not differ in exactly one
+        anon_id's length of bytes, as the Avro encoding of a string always does.
+        """
+        got = self._frames.get(id(content))
+        if got is not None and got[0] is content:
+            return got[1], got[2]
+        output = self._outputs[schema]
+        a = self._codec.encode(output, {**content, "anon_id": _ANON_ID_A})
+        b = self._codec.encode(output, {**content, "anon_id": _ANON_ID_B})
+        if len(a) != len(b):
+            return None
+        differ = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        start, end = (differ[0], differ[-1] + 1) if differ else (0, 0)
+        if end - start != len(_ANON_ID_A):
+            return None
+        if len(self._frames) >= MAX_FRAMES:
+            self._frames.clear()
+        self._frames[id(content)] = (content, a[:start], a[end:])
+        return a[:start], a[end:]
 
     def dead_letter(self, rejected: Rejected, now_ms: int, *, strip: bool = False) -> OutRecord:
         """The rejected record in an envelope within DEAD_LETTER_MAX_BYTES, with position headers.

@@ -85,6 +85,28 @@ def test_each_released_record_gets_a_fresh_anon_id() -> None:
     assert uuid.UUID(new_anon_id()).variant == uuid.RFC_4122
 
 
+@settings(max_examples=50, deadline=None)
+@given(app_id=st.one_of(st.none(), st.text(max_size=300)), version=st.text(max_size=20))
+def test_a_groups_records_are_its_content_encoded_whole_each_with_its_own_anon_id(
+    app_id: str | None, version: str
+) -> None:
+    """The content is encoded once per group; every record is byte for byte what
+    encoding the whole record with its anon_id gives."""
+    codec = Codec()
+    router = Router(codec, load_topic_set(), OUTPUTS)
+    content = {**RECORD, "app_id": app_id, "policy_version": version}
+    entry = PendingEntry("t:0:1", "log_event", "p", {}, source=("t", 0), raw_timestamp_ms=9)
+    group = [Released(entry, content, EVENT_HOUR, ()) for _ in range(5)]
+    ids = []
+    for out in (router.anonymized(r, EVENT_HOUR) for r in group):
+        decoded = codec.decode_as(out.value or b"", "anonymized_log_event")
+        ids.append(decoded["anon_id"])
+        whole = codec.encode("anonymized_log_event", {**content, "anon_id": decoded["anon_id"]})
+        assert out.value == whole
+    assert len(set(ids)) == 5
+    assert content == {**RECORD, "app_id": app_id, "policy_version": version}  # not changed
+
+
 def test_released_records_go_round_robin_over_the_partitions_given() -> None:
     topics = load_topic_set()
     router = Router(Codec(), topics, OUTPUTS)
