@@ -156,7 +156,8 @@ def _split(
     good: list[list[int]] = []
     rest: list[int] = []
     for members in children.values():
-        if _distinct(persons, members) >= k:
+        # Fewer records than k cannot hold k persons: no set needed to tell.
+        if len(members) >= k and _distinct(persons, members) >= k:
             good.append(members)
         else:
             rest.extend(members)
