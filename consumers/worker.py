@@ -65,6 +65,12 @@ log = logging.getLogger(__name__)
 
 UNPROCESSABLE_REASON = "unprocessable"
 LAG_EVERY_S = 5.0
+PARTITION_FETCH_BYTES = 256 * 1024
+"""Bytes one fetch takes of a partition (a larger record still comes whole)."""
+PREFETCH_BYTES = 4 * 1024 * 1024
+"""Bytes the client may hold fetched ahead of the polls (about five polls of 2,000 records
+of ~360 bytes): a backlog waits on the broker, where the repartition topic's records do
+not queue behind it."""
 
 
 class WorkerStuckError(Exception):
@@ -197,6 +203,11 @@ class Worker:
                     read_committed=True,
                     max_poll_records=s.max_poll_records,
                     fetch_max_wait_ms=min(100, s.poll_timeout_ms),
+                    # Little fetched ahead: in a backlog, records this worker's stage 1
+                    # sends on to the repartition topic do not queue behind megabytes of
+                    # raw records fetched long before (they did for seconds, past δ).
+                    max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
+                    max_prefetch_bytes=PREFETCH_BYTES,
                 )
             )
             self._txns.start(self._consumer)

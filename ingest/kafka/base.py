@@ -103,6 +103,10 @@ class ConsumerOptions:
     fetch_max_wait_ms: int = 100
     fetch_min_bytes: int = 1
     max_partition_fetch_bytes: int = 4 * 1024 * 1024
+    max_prefetch_bytes: int | None = None
+    """What the client may hold fetched ahead of the polls, over all partitions (librdkafka's
+    queue; kafka-python holds one fetch of `max_partition_fetch_bytes` per partition).
+    None: the client's default (64 MiB in librdkafka)."""
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000

@@ -52,6 +52,8 @@ class ConfluentConsumer:
                 "max.poll.interval.ms": options.max_poll_interval_ms,
             }
         )
+        if options.max_prefetch_bytes is not None:
+            conf["queued.max.messages.kbytes"] = max(1, options.max_prefetch_bytes // 1024)
         self._c = build_client(ck.Consumer, conf, "consumer")
         self._deferred: TransportError | None = None
         self._settings = settings
