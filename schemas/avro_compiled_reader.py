@@ -57,9 +57,19 @@ class _ReaderBuilder:
         self.lines.append("    " * indent + line)
 
     def read_long(self, indent: int, target: str) -> None:
-        self.emit(indent, "b = buf[pos]; pos += 1")
-        self.emit(indent, f"if b < 128: {target} = (b >> 1) ^ -(b & 1)")
-        self.emit(indent, f"else: {target}, pos = _varint_tail(buf, pos, b)")
+        # One byte without a call; longer varints (timestamps, most longs) in line too:
+        # a call per long cost more than the loop itself.
+        emit = self.emit
+        emit(indent, "b = buf[pos]; pos += 1")
+        emit(indent, f"if b < 128: {target} = (b >> 1) ^ -(b & 1)")
+        emit(indent, "else:")
+        emit(indent + 1, "r = b & 127; s = 7")
+        emit(indent + 1, "while True:")
+        emit(indent + 2, "b = buf[pos]; pos += 1; r |= (b & 127) << s")
+        emit(indent + 2, "if b < 128: break")
+        emit(indent + 2, "s += 7")
+        emit(indent + 2, "if s > 63: raise _Corrupt('varint longer than 10 bytes')")
+        emit(indent + 1, f"{target} = (r >> 1) ^ -(r & 1)")
 
     def register(self, schema: dict[str, Any]) -> None:
         name = str(schema["name"])
