@@ -152,6 +152,19 @@ class BatchStages:
                 self._hold(txn, entry, None)
         return taken
 
+    def count_set_aside(self, txn: Txn, msg: Message, reason: str) -> None:
+        """Count a record set aside whole as a dead letter (consumers.narrowing): a raw
+        record as consumed; a repartition record's held records as taken from the hop, as
+        the worker that sent them counted them out. Each counts as one dead letter."""
+        schema = self._pipeline.schema_of(msg.topic)
+        carried = 1
+        if schema is not None:
+            txn.consumed[schema] += 1
+        elif self._regroup is not None and msg.topic == self._regroup_topic:
+            carried = bundle_size(msg.value or b"")
+            txn.regrouped["in"] += carried
+        txn.dead[reason] += carried
+
     @staticmethod
     def poll_limit(limit: int, records: int, entries: int) -> int:
         """How many records the next poll may take so that its batch holds about `limit`

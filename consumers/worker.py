@@ -404,10 +404,7 @@ class Worker:
             # A clean producer: after its failures the old one may refuse any further batch.
             self._txns.renew_producer()
             txn = self._txns.open()
-            schema = self._pipeline.schema_of(msg.topic)
-            if schema is not None:
-                txn.consumed[schema] += 1
-            txn.dead[UNPROCESSABLE_REASON] += 1
+            self._stages.count_set_aside(txn, msg, UNPROCESSABLE_REASON)
             rejected = Rejected(msg, "worker", "Unprocessable", UNPROCESSABLE_REASON)
             # Stripped: what failed may have been the record's own dead letter.
             self._txns.send(txn, self._router.dead_letter(rejected, now_ms, strip=True))

@@ -431,3 +431,38 @@ def test_the_poll_limit_follows_the_held_records_the_last_poll_carried() -> None
     assert limit(100, 80, 80) == 100  # raw records only
     assert limit(100, 100, 1_000) == 10
     assert limit(100, 50, 25_000) == 1  # never less than one record
+
+
+def test_a_bundle_that_fails_alone_is_set_aside_and_counted_per_held_record(
+    workload: Workload,
+) -> None:
+    """Every commit that checkpoints the bundle's records fails: the worker narrows the
+    failure down to the bundle, dead-letters it whole, and the accounting still balances
+    (its held records count as taken from the hop and dead-lettered, one each)."""
+    cluster, transport, topics = fresh_cluster(workload)
+    repartition = topics.name("kanon_repartition")
+    lines = [
+        HELD.encode(
+            PendingEntry(f"raw:0:{n}", DEVICE, f"p{n}", device(), ("raw", 0), T0_HOUR, T0_HOUR, 9)
+        )
+        for n in range(3)
+    ]
+    producer = transport.producer(ProducerOptions())
+    producer.send(repartition, b"\n".join(lines), key=b"device_event\x1fwx", partition=0)
+    producer.flush(10)
+    worker = WorkerThread(transport, topics)
+    cluster.fail_commits(
+        50, transactional_id=worker.transactional_id, writing_to=[topics.name("kanon_pending")]
+    )
+    before = counters()
+    worker.start()
+    dead_letter = topics.name("dead_letter")
+    wait_for(lambda: read_topic(transport, dead_letter), SETTLE_S, "the bundle set aside")
+    wait_for(lambda: unconsumed(cluster, topics) == 0, SETTLE_S, "its offset committed")
+    worker.halt()
+    (letter,) = read_topic(transport, dead_letter)
+    assert dict(letter.headers)[SOURCE_TOPIC] == repartition.encode()
+    counted = changed_since(before)
+    assert counted["batch_failures"] >= 2
+    assert counted["dead_lettered"] == counted["regrouped_in"] == 3
+    assert counted["forwarded"] == counted["regrouped_out"] == counted["consumed"] == 0
