@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks import latency, peer, report, stages
 from benchmarks.machine import facts, load_average
-from benchmarks.pipeline import run_pipeline
+from benchmarks.pipeline import MAX_DELAY_S, run_pipeline
 from benchmarks.workers import REPO_ROOT
 from benchmarks.workload import create_topics, fast_transport, generate, prepare_prefix
 from consumers.settings import PipelineSettings
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             "max_poll_records": defaults.max_poll_records,
             "commit_max_records": defaults.commit_max_records,
             "k": defaults.k,
-            "kanon_max_delay_ms_in_bench": 5_000,
+            "kanon_max_delay_ms_in_bench": int(MAX_DELAY_S * 1000),
+            "kanon_max_delay_ms_in_latency_run": int(latency.LATENCY_MAX_DELAY_S * 1000),
             "raw_partitions": 6,
             "worker_linger_ms": 5,
         }
