@@ -63,8 +63,9 @@ class BatchStages:
         self._txns = transactions
         self._book = book
         self._erasures = erasures
-        self.entries_taken = 0
-        """Held and raw records the last `process` took: a bundle counts its records."""
+        self._taken = (0, 0)
+        """The last processed batch's records, and the raw and held records they carried
+        (a bundle counts its held records); read once by `next_poll_limit`."""
 
     def process(self, messages: Sequence[Message], table: ConsentTable, now_ms: int) -> bool:
         """Run a polled batch through the stages; True when it had repartitioned records."""
@@ -77,9 +78,9 @@ class BatchStages:
             raw = [msg for msg in messages if msg.topic != self._regroup_topic]
             regrouped = [m for m in messages if m.topic == self._regroup_topic]
             took_regrouped = bool(regrouped)
-            self.entries_taken = len(raw) + self._take_regrouped(txn, regrouped)
+            carried = len(raw) + self._take_regrouped(txn, regrouped)
         else:
-            self.entries_taken = len(raw)
+            carried = len(raw)
         outcome = self._pipeline.process(raw, table, now_ms)
         txn.add_outcome(outcome)
         for rejected in outcome.rejected:
@@ -108,6 +109,7 @@ class BatchStages:
         for msg in messages:
             txn.offsets[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
         txn.records += len(messages)
+        self._taken = (len(messages), carried)
         return took_regrouped
 
     def _hold(self, txn: Txn, entry: PendingEntry, now_ms: int | None) -> bool:
@@ -135,16 +137,12 @@ class BatchStages:
         taken = 0
         decode = self._book.codec.decode_bundle
         for msg in messages:
-            value = msg.value or b""
             try:
-                entries = decode(value, (msg.topic, msg.partition))
+                entries = decode(msg.value or b"", (msg.topic, msg.partition))
             except HeldRecordError as exc:
-                carried = bundle_size(value)
                 rejected = Rejected(msg, "regroup", type(exc).__name__, exc.reason)
-                txn.dead[rejected.reason] += carried
+                taken += self.count_dead_letter(txn, msg, rejected.reason)
                 self._txns.send(txn, self._router.dead_letter(rejected, int(time.time() * 1000)))
-                txn.regrouped["in"] += carried
-                taken += carried
                 continue
             txn.regrouped["in"] += len(entries)
             taken += len(entries)
@@ -152,10 +150,11 @@ class BatchStages:
                 self._hold(txn, entry, None)
         return taken
 
-    def count_set_aside(self, txn: Txn, msg: Message, reason: str) -> None:
-        """Count a record set aside whole as a dead letter (consumers.narrowing): a raw
-        record as consumed; a repartition record's held records as taken from the hop, as
-        the worker that sent them counted them out. Each counts as one dead letter."""
+    def count_dead_letter(self, txn: Txn, msg: Message, reason: str) -> int:
+        """Count a record dead-lettered whole, unread or set aside (consumers.narrowing): a
+        raw record as consumed; a repartition record's held records as taken from the hop,
+        as the worker that sent them counted them out. Each counts as one dead letter;
+        returns how many that is."""
         schema = self._pipeline.schema_of(msg.topic)
         carried = 1
         if schema is not None:
@@ -164,6 +163,14 @@ class BatchStages:
             carried = bundle_size(msg.value or b"")
             txn.regrouped["in"] += carried
         txn.dead[reason] += carried
+        return carried
+
+    def next_poll_limit(self, limit: int) -> int:
+        """`poll_limit` judged by the last processed batch, once: after a poll that took
+        nothing (or failed) the usual limit holds again."""
+        records, carried = self._taken
+        self._taken = (0, 0)
+        return self.poll_limit(limit, records, carried)
 
     @staticmethod
     def poll_limit(limit: int, records: int, entries: int) -> int:

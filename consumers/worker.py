@@ -142,8 +142,6 @@ class Worker:
         self._writer_thread: threading.Thread | None = None
         self._consumer: Consumer | None = None
         self._last_lag = 0.0
-        self._last_taken = (0, 0)
-        """The last processed poll's records, and the held and raw records they carried."""
         self.server: HealthServer | None = None
         self._watch: ClusterWatch | None = None
         self._watch_thread: threading.Thread | None = None
@@ -268,11 +266,8 @@ class Worker:
                     self._update_ready()
                     self.stop_event.wait(self._narrowing.back_off_s())
                     continue
-            limit = self._stages.poll_limit(
-                self._narrowing.poll_limit(s.max_poll_records), *self._last_taken
-            )
+            limit = self._stages.next_poll_limit(self._narrowing.poll_limit(s.max_poll_records))
             messages = self._consumer.poll(limit, s.poll_timeout_ms / 1000)
-            self._last_taken = (0, 0)
             try:
                 if self._owned.apply(
                     self._commit, lambda: self._txns.current is not None, self._abort_and_rewind
@@ -294,7 +289,6 @@ class Worker:
                 if messages:
                     self._narrowing.took(messages)
                     self._process(messages, now_ms)
-                    self._last_taken = (len(messages), self._stages.entries_taken)
                 if (not restored or messages) and not self._company.waiting():
                     # Records restored past their deadline (they waited out a restart) get
                     # one polled batch of company before they leave, not an empty window.
@@ -404,7 +398,7 @@ class Worker:
             # A clean producer: after its failures the old one may refuse any further batch.
             self._txns.renew_producer()
             txn = self._txns.open()
-            self._stages.count_set_aside(txn, msg, UNPROCESSABLE_REASON)
+            self._stages.count_dead_letter(txn, msg, UNPROCESSABLE_REASON)
             rejected = Rejected(msg, "worker", "Unprocessable", UNPROCESSABLE_REASON)
             # Stripped: what failed may have been the record's own dead letter.
             self._txns.send(txn, self._router.dead_letter(rejected, now_ms, strip=True))
