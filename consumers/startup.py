@@ -35,6 +35,13 @@ from schemas.codec import Codec
 
 log = logging.getLogger(__name__)
 
+PARTITION_FETCH_BYTES = 256 * 1024
+"""Bytes one fetch takes of a partition (a larger record still comes whole)."""
+PREFETCH_BYTES = 4 * 1024 * 1024
+"""Bytes the client may hold fetched ahead of the polls (about five polls of 2,000 records
+of ~360 bytes): a backlog waits on the broker, where the repartition topic's records do
+not queue behind it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Parts:
@@ -92,6 +99,25 @@ def in_thread(
     thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
     thread.start()
     return thread
+
+
+def input_consumer(source: Transport, settings: PipelineSettings) -> Consumer:
+    """The worker's consumer of its raw and repartition partitions, in its group.
+
+    Little is fetched ahead: in a backlog, records this worker's stage 1 sends on to the
+    repartition topic do not queue behind megabytes of raw records fetched long before
+    (they did for seconds, past δ).
+    """
+    return source.consumer(
+        ConsumerOptions(
+            group_id=settings.group_id,
+            read_committed=True,
+            max_poll_records=settings.max_poll_records,
+            fetch_max_wait_ms=min(100, settings.poll_timeout_ms),
+            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
+            max_prefetch_bytes=PREFETCH_BYTES,
+        )
+    )
 
 
 def consent_writer(

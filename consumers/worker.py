@@ -54,7 +54,7 @@ from consumers.regroup import RegroupKeys
 from consumers.settings import PipelineSettings
 from consumers.transactions import Transactions
 from ingest.errors import TransportError
-from ingest.kafka import Consumer, ConsumerOptions, Transport
+from ingest.kafka import Consumer, Transport
 from ingest.kafka.base import Message, TopicPartition
 from ingest.kafka.errors import FencedError
 from ingest.kafka.topics import TopicSet
@@ -65,12 +65,6 @@ log = logging.getLogger(__name__)
 
 UNPROCESSABLE_REASON = "unprocessable"
 LAG_EVERY_S = 5.0
-PARTITION_FETCH_BYTES = 256 * 1024
-"""Bytes one fetch takes of a partition (a larger record still comes whole)."""
-PREFETCH_BYTES = 4 * 1024 * 1024
-"""Bytes the client may hold fetched ahead of the polls (about five polls of 2,000 records
-of ~360 bytes): a backlog waits on the broker, where the repartition topic's records do
-not queue behind it."""
 
 
 class WorkerStuckError(Exception):
@@ -195,19 +189,7 @@ class Worker:
                 self._writer_thread = startup.in_thread(
                     self._writer.run, self.stop_event, "consent-writer"
                 )
-            self._consumer = self._source.consumer(
-                ConsumerOptions(
-                    group_id=s.group_id,
-                    read_committed=True,
-                    max_poll_records=s.max_poll_records,
-                    fetch_max_wait_ms=min(100, s.poll_timeout_ms),
-                    # Little fetched ahead: in a backlog, records this worker's stage 1
-                    # sends on to the repartition topic do not queue behind megabytes of
-                    # raw records fetched long before (they did for seconds, past δ).
-                    max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
-                    max_prefetch_bytes=PREFETCH_BYTES,
-                )
-            )
+            self._consumer = startup.input_consumer(self._source, s)
             self._txns.start(self._consumer)
             if not startup.wait_for_inputs(
                 self._consumer, self._inputs, self.health, self.stop_event
