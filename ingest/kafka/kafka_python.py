@@ -237,6 +237,27 @@ def _take_up_finished_join(consumer: Any) -> None:
     )
 
 
+def _snapshot_subscribed_metadata(consumer: Any) -> None:
+    """Give the group coordinator the subscribed topics' metadata it already has.
+
+    kafka-python 3.0.12 compares the topic metadata a leader assigned from with the
+    latest it has seen, and rejoins when they differ. It records that metadata only when
+    an update arrives, so right after `subscribe` it still holds the previous, empty
+    subscription's: the first join assigns every partition, the update that `subscribe`
+    asked for then differs from the empty record, and the member rejoins at once (it
+    waits for fresh metadata before joining only for a pattern subscription; KAFKA-3949).
+    A worker then revoked its partitions seconds after it started, and the transaction
+    it had begun failed. Recording the metadata the client already holds (the worker waits
+    until it knows every input topic) before the first join avoids that. A no-op on
+    client versions without this state.
+    """
+    coordinator: Any = getattr(consumer, "_coordinator", None)
+    update = getattr(coordinator, "_handle_metadata_update", None)
+    cluster = getattr(coordinator, "_cluster", None)
+    if update is not None and cluster is not None:
+        update(cluster)
+
+
 class KafkaPythonConsumer:
     """Batch consumer with auto-commit off."""
 
@@ -271,6 +292,7 @@ class KafkaPythonConsumer:
         on_revoke: PartitionsCallback | None = None,
     ) -> None:
         self._c.subscribe(topics=list(topics), listener=_Listener(on_assign, on_revoke))
+        _snapshot_subscribed_metadata(self._c)
 
     def assign(self, partitions: Sequence[TopicPartition]) -> None:
         self._c.assign([KTP(tp.topic, tp.partition) for tp in partitions])

@@ -65,6 +65,49 @@ def test_rebalance_callbacks_fire_on_subscribe_and_when_a_member_joins(
         first.close()
 
 
+def test_a_lone_member_keeps_its_first_assignment(
+    client_transport: Transport, topic: str, group_id: str
+) -> None:
+    """A member that subscribes to topics its metadata knows is not rebalanced again.
+
+    kafka-python 3.0.12 recorded the metadata its first assignment was made from only at
+    the next metadata update, so right after subscribing the record was empty, and the
+    update that followed made the member rejoin: every worker revoked its partitions a
+    moment after it started, and the transaction it had begun failed. The worker waits
+    until its consumer knows every input topic before it subscribes, as here.
+    """
+    events: list[tuple[str, frozenset[TopicPartition]]] = []
+
+    def assigned(tps: list[TopicPartition]) -> None:
+        events.append(("assign", frozenset(tps)))
+
+    def revoked(tps: list[TopicPartition]) -> None:
+        if tps:  # kafka-python revokes the empty set before its first assignment
+            events.append(("revoke", frozenset(tps)))
+
+    everything = {TopicPartition(topic, p) for p in range(3)}
+    consumer = client_transport.consumer(ConsumerOptions(group_id=group_id))
+    try:
+        assert consumer.partitions_for(topic) == [0, 1, 2]
+        # Reading a committed offset finds the group coordinator first: the join is then
+        # quick enough to beat the metadata update that subscribing asks for, as a
+        # worker's did (without this the race went either way).
+        assert consumer.committed(TopicPartition(topic, 0)) is None
+        consumer.subscribe([topic], on_assign=assigned, on_revoke=revoked)
+        deadline = time.monotonic() + 30
+        while (consumer.assignment() != everything or not events) and time.monotonic() < deadline:
+            consumer.poll(100, 0.1)
+        assert events == [("assign", frozenset(everything))]
+        # The next metadata update made it rejoin: it revoked everything and was
+        # assigned it again.
+        for _ in range(20):
+            consumer.poll(100, 0.1)
+        assert events == [("assign", frozenset(everything))]
+        assert consumer.assignment() == everything
+    finally:
+        consumer.close()
+
+
 def test_offsets_positions_and_seek_follow_the_log(
     client_transport: Transport, group_id: str
 ) -> None:
