@@ -1,13 +1,22 @@
 """The k-anonymity window: records wait at most δ, then leave in groups of k persons (SPEC 7).
 
 Records are held per schema. When a schema's oldest held record comes within
-`margin_ms` of its deadline (`added_ms + max_delay_ms - margin_ms <= now`), every
-record held for that schema is grouped at once (`consumers.grouping`): each group has
-at least k distinct persons and is released with one content, generalized field by
-field only as far as its own members need; records no group can take are suppressed.
-The margin (a sixtieth of δ by default, 1 s of 60 s) leaves room for the loop turn
-that releases the window, so no record waits longer than δ unless the worker itself
-stalls longer than that; the grouping work is done once per window, not per record.
+`spread_ms + margin_ms` of its deadline (`added_ms + max_delay_ms - margin_ms -
+spread_ms <= now`), every record held for that schema is grouped at once
+(`consumers.grouping`): each group has at least k distinct persons and is released with
+one content, generalized field by field only as far as its own members need; records no
+group can take are suppressed. The grouping work is done once per pool, not per record.
+
+The formed groups then leave over the next `spread_ms` (a sixtieth of δ by default),
+whole groups in each `release()` call, as many as a linear schedule asks for by the
+next call (expected as far ahead as the last one was): so a worker's loop sends a
+pool's records over several turns instead of stopping for one long release. All of
+them are out by the oldest record's deadline less the margin (a sixtieth of δ by
+default, 1 s of 60 s), which leaves room for the loop turn, so no record waits longer
+than δ unless the worker itself stalls longer than that. A group waiting to leave is
+still held: counted, checkpointed, capped. A revoked partition dissolves every waiting
+group that loses a member; the rest of such a group goes back to its pool. A longer
+spread groups each pool earlier, with fewer persons in it (PRIVACY.md has the cost).
 
 The content is the whole visible record: every field but the fresh `anon_id`, and
 the Kafka timestamp, which is the start of the released time bucket (never the
@@ -16,7 +25,8 @@ is always a parameter.
 
 Memory is capped: with `max_held` records or `max_held_bytes` bytes (raw record size
 plus ENTRY_OVERHEAD_BYTES each) exceeded, the largest pool is grouped at once, before
-its deadline, with the same rules; `ReleaseBatch.capped_*` count what left that way.
+its deadline, with the same rules, and every waiting group leaves at once;
+`ReleaseBatch.capped_*` count what left that way.
 """
 
 from __future__ import annotations
@@ -111,11 +121,32 @@ class _Held:
 
 
 @dataclass(slots=True)
+class _Formed:
+    """A group formed from a pool, waiting to leave: its members and their releases."""
+
+    members: list[_Held]
+    released: list[Released]
+
+
+@dataclass(slots=True)
+class _Outbox:
+    """A pool's formed groups, leaving whole on a linear schedule from `formed_ms` to `due_ms`."""
+
+    groups: list[_Formed]
+    formed_ms: int
+    due_ms: int
+    total: int
+    """Records of the groups at formation; the schedule's share is of this many."""
+    sent: int = 0
+
+
+@dataclass(slots=True)
 class _Pool:
     """The records held for one schema, and a heap of their arrival times (lazy deletion)."""
 
     held: dict[str, _Held] = field(default_factory=dict)
     arrivals: list[tuple[int, int, str]] = field(default_factory=list)
+    outbox: _Outbox | None = None
 
 
 class KAnonymityWindow:
@@ -130,6 +161,7 @@ class KAnonymityWindow:
         margin_ms: int | None = None,
         max_held: int | None = None,
         max_held_bytes: int | None = None,
+        spread_ms: int | None = None,
     ) -> None:
         if k < 1:
             raise KAnonymityError(f"k must be >= 1, got {k}")
@@ -138,6 +170,13 @@ class KAnonymityWindow:
         self.k = k
         self.max_delay_ms = max_delay_ms
         self.margin_ms = max_delay_ms // 60 if margin_ms is None else margin_ms
+        if spread_ms is not None and spread_ms < 0:
+            raise KAnonymityError(f"spread_ms must be >= 0, got {spread_ms}")
+        # At most half of what is left of δ: a pool's next formation comes after its drain.
+        self.spread_ms = min(
+            max_delay_ms // 60 if spread_ms is None else spread_ms,
+            max(0, max_delay_ms - self.margin_ms) // 2,
+        )
         self.max_held = max_held
         self.max_held_bytes = max_held_bytes
         self._held_bytes = 0
@@ -147,6 +186,7 @@ class KAnonymityWindow:
         self._schema_of: dict[str, str] = {}
         self._by_source: dict[Source, dict[str, None]] = {}
         self._seq = 0
+        self._last_call_ms: int | None = None
         self.added_total = 0
         self.released_total = 0
         self.suppressed_total = 0
@@ -174,13 +214,43 @@ class KAnonymityWindow:
         if not ids:
             return []
         dropped = []
+        waiting: set[str] = set()
         for pending_id in ids:
             schema = self._schema_of.pop(pending_id)
-            entry = self._pools[schema].held.pop(pending_id).entry
-            self._held_bytes -= entry.size + ENTRY_OVERHEAD_BYTES
-            dropped.append(entry)
+            held = self._pools[schema].held.pop(pending_id, None)
+            if held is None:  # a member of a formed group waiting to leave
+                waiting.add(pending_id)
+                continue
+            self._held_bytes -= held.entry.size + ENTRY_OVERHEAD_BYTES
+            dropped.append(held.entry)
+        if waiting:
+            dropped.extend(self._dissolve(waiting))
         self.dropped_total += len(dropped)
         return dropped
+
+    def _dissolve(self, lost: set[str]) -> list[PendingEntry]:
+        """Take the `lost` members out of the waiting groups (returned); a group that lost
+        one goes back to its pool, as held records with their own arrival times."""
+        out = []
+        for pool in self._pools.values():
+            outbox = pool.outbox
+            if outbox is None:
+                continue
+            kept = []
+            for formed in outbox.groups:
+                if not any(h.entry.pending_id in lost for h in formed.members):
+                    kept.append(formed)
+                    continue
+                for h in formed.members:
+                    if h.entry.pending_id in lost:
+                        self._held_bytes -= h.entry.size + ENTRY_OVERHEAD_BYTES
+                        out.append(h.entry)
+                    else:
+                        self._return(pool, h)
+            outbox.groups = kept
+            if not kept:
+                pool.outbox = None
+        return out
 
     # ---- output --------------------------------------------------------------------------
 
@@ -188,17 +258,29 @@ class KAnonymityWindow:
         """Group and let out every schema's pool whose oldest record is about due."""
         batch = ReleaseBatch()
         due = self.max_delay_ms - self.margin_ms
+        # The schedule is met as of the next call, expected as far ahead as the last one.
+        last, self._last_call_ms = self._last_call_ms, now_ms
+        ahead = now_ms if last is None else now_ms + max(0, now_ms - last)
         for schema, pool in self._pools.items():
             oldest = self._oldest(pool)
-            if oldest is not None and oldest + due <= now_ms:
-                self._release_pool(self.plans[schema], pool, batch)
+            if oldest is not None and oldest + due - self.spread_ms <= now_ms:
+                if pool.outbox is not None:  # records back from a dissolved group
+                    self._send(pool, batch, None)
+                self._form(self.plans[schema], pool, batch, now_ms, oldest + due)
+            if pool.outbox is not None:
+                self._send(pool, batch, ahead)
         while self._over_cap():
-            # At the cap the largest pool is grouped now, before its deadline: it is
-            # generalized as far as its members need, and what no group can take is
-            # suppressed (a flood of one person's records ends there).
-            schema, pool = max(self._pools.items(), key=lambda item: len(item[1].held))
+            # At the cap every waiting group leaves, then the largest pool is grouped now,
+            # before its deadline: it is generalized as far as its members need, and what
+            # no group can take is suppressed (a flood of one person's records ends there).
             released, suppressed = len(batch.released), len(batch.suppressed)
-            self._release_pool(self.plans[schema], pool, batch)
+            waiting = [pool for pool in self._pools.values() if pool.outbox is not None]
+            for pool in waiting:
+                self._send(pool, batch, None)
+            if not waiting:
+                schema, pool = max(self._pools.items(), key=lambda item: len(item[1].held))
+                self._form(self.plans[schema], pool, batch, now_ms, now_ms)
+                self._send(pool, batch, None)
             batch.capped_released += len(batch.released) - released
             batch.capped_suppressed += len(batch.suppressed) - suppressed
         self._rng.shuffle(batch.released)
@@ -229,17 +311,33 @@ class KAnonymityWindow:
 
     @property
     def pending_by_schema(self) -> dict[str, int]:
-        """Number of entries held, per schema."""
-        return {schema: len(pool.held) for schema, pool in self._pools.items() if pool.held}
+        """Number of entries held, per schema (formed groups waiting to leave included)."""
+        counts = {}
+        for schema, pool in self._pools.items():
+            count = len(pool.held)
+            if pool.outbox is not None:
+                count += sum(len(formed.members) for formed in pool.outbox.groups)
+            if count:
+                counts[schema] = count
+        return counts
 
     def oldest_pending_ms(self) -> int | None:
         """Arrival time of the oldest held entry, or None when nothing is held."""
         times = [t for t in (self._oldest(pool) for pool in self._pools.values()) if t is not None]
+        times.extend(h.entry.added_ms for h in self._waiting())
         return min(times) if times else None
 
     def __iter__(self) -> Iterator[PendingEntry]:
-        """Iterate over held entries (for checkpointing)."""
-        return iter([h.entry for pool in self._pools.values() for h in pool.held.values()])
+        """Iterate over held entries, formed groups waiting to leave included."""
+        held = [h.entry for pool in self._pools.values() for h in pool.held.values()]
+        held.extend(h.entry for h in self._waiting())
+        return iter(held)
+
+    def _waiting(self) -> Iterator[_Held]:
+        for pool in self._pools.values():
+            if pool.outbox is not None:
+                for formed in pool.outbox.groups:
+                    yield from formed.members
 
     def __len__(self) -> int:
         """Number of entries held."""
@@ -272,28 +370,72 @@ class KAnonymityWindow:
             heapq.heappop(arrivals)
         return None
 
-    def _release_pool(self, plan: ReleasePlan, pool: _Pool, batch: ReleaseBatch) -> None:
+    def _return(self, pool: _Pool, h: _Held) -> None:
+        """Put a member of a dissolved group back into its pool (still registered)."""
+        entry = h.entry
+        pool.held[entry.pending_id] = h
+        self._seq += 1
+        heapq.heappush(pool.arrivals, (entry.added_ms, self._seq, entry.pending_id))
+
+    def _forget(self, entry: PendingEntry) -> None:
+        """Unregister a record that leaves (released or suppressed)."""
+        pending_id = entry.pending_id
+        del self._schema_of[pending_id]
+        self._held_bytes -= entry.size + ENTRY_OVERHEAD_BYTES
+        ids = self._by_source[entry.source]
+        del ids[pending_id]
+        if not ids:
+            del self._by_source[entry.source]
+
+    def _form(
+        self, plan: ReleasePlan, pool: _Pool, batch: ReleaseBatch, now_ms: int, due_ms: int
+    ) -> None:
+        """Group the whole pool into its outbox, to leave by `due_ms`; suppress the rest."""
         held = list(pool.held.values())
         pool.held = {}
         pool.arrivals = []
-        for h in held:
-            pending_id = h.entry.pending_id
-            del self._schema_of[pending_id]
-            self._held_bytes -= h.entry.size + ENTRY_OVERHEAD_BYTES
-            ids = self._by_source[h.entry.source]
-            del ids[pending_id]
-            if not ids:
-                del self._by_source[h.entry.source]
         grouping = group([h.paths for h in held], [h.entry.person for h in held], self.k)
+        formed_groups = []
+        total = 0
         for formed in grouping.groups:
             content = formed.content
             record = plan.output(content)
             timestamp = plan.timestamp_ms(content)
             changed: dict[tuple[Any, ...], tuple[str, ...]] = {}
-            for i in formed.members:
-                h = held[i]
+            members = [held[i] for i in formed.members]
+            released = []
+            for h in members:
                 fields = changed.get(h.level0)
                 if fields is None:
                     fields = changed[h.level0] = tuple(plan.generalized_fields(h.level0, content))
-                batch.released.append(Released(h.entry, record, timestamp, fields))
-        batch.suppressed.extend(held[i].entry for i in grouping.suppressed)
+                released.append(Released(h.entry, record, timestamp, fields))
+            formed_groups.append(_Formed(members, released))
+            total += len(members)
+        for i in grouping.suppressed:
+            entry = held[i].entry
+            self._forget(entry)
+            batch.suppressed.append(entry)
+        if formed_groups:
+            self._rng.shuffle(formed_groups)
+            pool.outbox = _Outbox(formed_groups, now_ms, due_ms, total)
+
+    def _send(self, pool: _Pool, batch: ReleaseBatch, now_ms: int | None) -> None:
+        """Let out the waiting groups the schedule asks for by `now_ms` (all of them: None)."""
+        outbox = pool.outbox
+        if outbox is None:  # the formation suppressed every record
+            return
+        groups = outbox.groups
+        if now_ms is None or now_ms >= outbox.due_ms:
+            wanted = outbox.total
+        else:
+            # The share of the span gone by then, rounded up; whole groups, so a little more.
+            span = outbox.due_ms - outbox.formed_ms
+            wanted = -(-outbox.total * (now_ms - outbox.formed_ms) // span)
+        while groups and outbox.sent < wanted:
+            formed = groups.pop()
+            for released in formed.released:
+                self._forget(released.entry)
+            batch.released.extend(formed.released)
+            outbox.sent += len(formed.members)
+        if not groups:
+            pool.outbox = None

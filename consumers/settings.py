@@ -59,6 +59,11 @@ class PipelineSettings(BaseSettings):
     poll_timeout_ms: int = Field(100, ge=1, le=10_000)
     k: int = Field(10, ge=2, le=1000)
     kanon_max_delay_ms: int = Field(60_000, ge=0)
+    # The time over which a grouped pool leaves, whole groups per loop turn, before its
+    # deadline (consumers/kanon.py): longer spreads a release over more turns (shorter
+    # pauses of the loop, so lower latency) but groups each pool that much earlier (fewer
+    # persons per pool, so coarser values). Unset: a sixtieth of kanon_max_delay_ms.
+    kanon_release_spread_ms: int | None = Field(None, ge=0)
     min_policy_version: int = Field(1, ge=1)
     guardian_age: int = Field(14, ge=1, le=18)
     missing_birth_needs_guardian: bool = True

@@ -88,6 +88,7 @@ def build_parts(settings: PipelineSettings, topics: TopicSet, codec: Codec) -> P
         rng=random.SystemRandom(),
         max_held=settings.kanon_max_held,
         max_held_bytes=settings.kanon_max_held_bytes,
+        spread_ms=settings.kanon_release_spread_ms,
     )
     return Parts(router, plans, pipeline, window)
 

@@ -35,10 +35,14 @@ def entry(pid: str, person: str, record: dict[str, Any], partition: int = 0) -> 
 
 
 def window(
-    k: int = 10, delay: int = 60_000, seed: int = 0, margin: int | None = None
+    k: int = 10,
+    delay: int = 60_000,
+    seed: int = 0,
+    margin: int | None = None,
+    spread: int | None = None,
 ) -> KAnonymityWindow:
     return KAnonymityWindow(
-        PLANS, k=k, max_delay_ms=delay, rng=random.Random(seed), margin_ms=margin
+        PLANS, k=k, max_delay_ms=delay, rng=random.Random(seed), margin_ms=margin, spread_ms=spread
     )
 
 
@@ -57,7 +61,7 @@ def assert_k_anonymous(batch: ReleaseBatch, k: int) -> None:
 
 
 def test_nothing_leaves_before_the_oldest_record_is_within_the_margin_of_its_deadline() -> None:
-    w = window()
+    w = window(spread=0)
     assert w.margin_ms == 1_000, "a sixtieth of δ by default"
     for i in range(12):
         w.add(entry(str(i), f"p{i}", device()), now_ms=i * 1000)
@@ -67,6 +71,81 @@ def test_nothing_leaves_before_the_oldest_record_is_within_the_margin_of_its_dea
     assert_k_anonymous(batch, 10)
     assert sorted(batch.hold_times) == sorted(59_000 - i * 1000 for i in range(12))
     assert w.pending_count == 0
+
+
+def spread_pool(w: KAnonymityWindow, groups: int) -> None:
+    """`groups` groups of ten persons each (one model per group), all added at time 0."""
+    for g in range(groups):
+        for i in range(10):
+            w.add(entry(f"{g}.{i}", f"p{g}.{i}", device(model=f"M{g}")), now_ms=0)
+
+
+def test_a_formed_pool_leaves_over_the_spread_in_whole_groups_on_a_linear_schedule() -> None:
+    assert window().spread_ms == 1_000, "a sixtieth of δ by default"
+    w = window(spread=3_000)
+    spread_pool(w, 6)
+    assert not w.release(now_ms=55_999).released
+    w = window(spread=3_000)  # no earlier call: the schedule is met as of this call
+    spread_pool(w, 6)
+    assert not w.release(now_ms=56_000).released, "grouped at the start of the spread"
+    assert w.pending_count == 60, "a group waiting to leave is still held"
+    assert len(list(w)) == 60 and w.pending_by_schema == {DEVICE: 60}
+    assert w.oldest_pending_ms() == 0
+    seen: list[int] = []
+    # Each call sends the share due by the next call, expected as far ahead as the last:
+    # 1/6 of the spread by 56,500, then 7/12 (35 records, so 4 groups) by 57,750, then all.
+    for now in (56_250, 57_000, 59_000):
+        batch = w.release(now_ms=now)
+        assert_k_anonymous(batch, 10)
+        assert {len(persons) for persons in visible_classes(batch).values()} == {10}
+        seen.append(len(batch.released))
+    assert seen == [10, 30, 20]
+    assert w.pending_count == 0 and w.held_bytes == 0 and w.oldest_pending_ms() is None
+
+
+def test_a_late_release_call_sends_every_formed_group_at_once() -> None:
+    w = window(spread=3_000)
+    spread_pool(w, 3)
+    assert not w.release(now_ms=56_000).released
+    assert len(w.release(now_ms=61_000).released) == 30, "past the schedule's end"
+
+
+def test_a_revocation_dissolves_the_waiting_groups_that_lose_a_member() -> None:
+    w = window(spread=3_000)
+    spread_pool(w, 4)
+    lost = entry("lost", "p-lost", device(model="M0"), partition=1)
+    w.add(lost, now_ms=0)
+    assert not w.release(now_ms=56_000).released
+    dropped = w.drop_partition(("raw", 1))
+    assert [e.pending_id for e in dropped] == ["lost"]
+    assert w.pending_count == 40 and len(list(w)) == 40
+    # The group that held "lost" went back to its pool, with its arrival times: it is due
+    # at once, so it is grouped again and leaves with the rest by the schedule's end.
+    batch = w.release(now_ms=59_000)
+    assert_k_anonymous(batch, 10)
+    assert len(batch.released) == 40 and w.pending_count == 0
+    assert max(batch.hold_times) == 59_000
+
+
+def test_at_its_cap_every_waiting_group_leaves_at_once() -> None:
+    w = KAnonymityWindow(
+        PLANS, k=10, max_delay_ms=60_000, rng=random.Random(0), max_held=40, spread_ms=3_000
+    )
+    spread_pool(w, 4)
+    assert not w.release(now_ms=56_000).released
+    w.add(entry("one-more", "p-new", log()), now_ms=56_000)
+    batch = w.release(now_ms=56_000)
+    assert batch.capped_released == 40 and len(batch.released) == 40
+    assert w.pending_count == 1
+
+
+@pytest.mark.parametrize(
+    ("delay", "spread", "expected"), [(60_000, None, 1_000), (60_000, 50_000, 29_500), (0, 5, 0)]
+)
+def test_the_spread_is_at_most_half_of_what_the_margin_leaves_of_the_delay(
+    delay: int, spread: int | None, expected: int
+) -> None:
+    assert window(delay=delay, spread=spread).spread_ms == expected
 
 
 def test_the_released_record_is_the_shared_content_with_the_time_as_kafka_timestamp() -> None:
@@ -155,10 +234,10 @@ def test_duplicate_pending_id_is_refused() -> None:
         w.add(entry("x", "p", device()), now_ms=1)
 
 
-@pytest.mark.parametrize(("k", "delay"), [(0, 1000), (5, -1)])
-def test_invalid_configuration_is_refused(k: int, delay: int) -> None:
+@pytest.mark.parametrize(("k", "delay", "spread"), [(0, 1000, None), (5, -1, None), (5, 10, -1)])
+def test_invalid_configuration_is_refused(k: int, delay: int, spread: int | None) -> None:
     with pytest.raises(KAnonymityError):
-        KAnonymityWindow(PLANS, k=k, max_delay_ms=delay)
+        KAnonymityWindow(PLANS, k=k, max_delay_ms=delay, spread_ms=spread)
 
 
 # ---- invariants over random streams ---------------------------------------------------------
@@ -186,11 +265,12 @@ STEP = st.tuples(
     delay=st.sampled_from([0, 1_000, 15_000, 60_000]),
     steps=st.lists(STEP, max_size=25),
     seed=st.integers(0, 3),
+    spread=st.sampled_from([None, 0, 7_000, 60_000]),
 )
 def test_every_release_is_k_anonymous_bounded_and_accounted(
-    k: int, delay: int, steps: list[Any], seed: int
+    k: int, delay: int, steps: list[Any], seed: int, spread: int | None
 ) -> None:
-    w = window(k=k, delay=delay, seed=seed)
+    w = window(k=k, delay=delay, seed=seed, spread=spread)
     arrival: dict[str, int] = {}
     added = released = suppressed = dropped = 0
     now = 0
