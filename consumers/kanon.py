@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.grouping import Paths, group
+from consumers.randomness import shuffle
 from consumers.release_policy import ReleasePlan
 from schemas.errors import ConsentgateError
 
@@ -181,7 +182,8 @@ class KAnonymityWindow:
         self.max_held_bytes = max_held_bytes
         self._held_bytes = 0
         self.plans = dict(plans)
-        self._rng: random.Random = rng if rng is not None else random.SystemRandom()
+        # Tests pass a seeded rng; by default the OS's CSPRNG, read once per shuffle.
+        self._shuffle = shuffle if rng is None else rng.shuffle
         self._pools: dict[str, _Pool] = {schema: _Pool() for schema in self.plans}
         self._schema_of: dict[str, str] = {}
         self._by_source: dict[Source, dict[str, None]] = {}
@@ -283,7 +285,7 @@ class KAnonymityWindow:
                 self._send(pool, batch, None)
             batch.capped_released += len(batch.released) - released
             batch.capped_suppressed += len(batch.suppressed) - suppressed
-        self._rng.shuffle(batch.released)
+        self._shuffle(batch.released)
         batch.hold_times = [now_ms - r.entry.added_ms for r in batch.released]
         batch.hold_times += [now_ms - e.added_ms for e in batch.suppressed]
         self.released_total += len(batch.released)
@@ -416,7 +418,7 @@ class KAnonymityWindow:
             self._forget(entry)
             batch.suppressed.append(entry)
         if formed_groups:
-            self._rng.shuffle(formed_groups)
+            self._shuffle(formed_groups)
             pool.outbox = _Outbox(formed_groups, now_ms, due_ms, total)
 
     def _send(self, pool: _Pool, batch: ReleaseBatch, now_ms: int | None) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import struct
 import uuid
 from collections.abc import Iterator, Mapping
@@ -20,6 +19,7 @@ from consumers.checkpoint import ChunkWrite
 from consumers.kanon import Released
 from consumers.ladders import HOUR_MS
 from consumers.pipeline import Rejected
+from consumers.randomness import random_bytes
 from ingest.kafka.base import Headers
 from ingest.kafka.topics import TopicSet
 from schemas.codec import Codec
@@ -92,7 +92,7 @@ MAX_FRAMES = 8_192
 
 def new_anon_id() -> str:
     """A fresh random (version 4) UUID string: drawn at release, never derived from input."""
-    raw = bytearray(os.urandom(16))
+    raw = bytearray(random_bytes(16))
     raw[6] = raw[6] & 0x0F | 0x40
     raw[8] = raw[8] & 0x3F | 0x80
     h = raw.hex()

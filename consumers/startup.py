@@ -9,7 +9,6 @@ the sink producer and the group consumer.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -85,7 +84,6 @@ def build_parts(settings: PipelineSettings, topics: TopicSet, codec: Codec) -> P
         plans,
         k=settings.k,
         max_delay_ms=settings.kanon_max_delay_ms,
-        rng=random.SystemRandom(),
         max_held=settings.kanon_max_held,
         max_held_bytes=settings.kanon_max_held_bytes,
         spread_ms=settings.kanon_release_spread_ms,
