@@ -274,7 +274,9 @@ class Worker:
                 if (not restored or messages) and not self._company.waiting():
                     # Records restored past their deadline (they waited out a restart) get
                     # one polled batch of company before they leave, not an empty window.
-                    self._stages.release(now_ms)
+                    # The window judges deadlines by the clock now, not at the poll: the
+                    # batch may have taken a good part of the margin.
+                    self._stages.release(int(time.time() * 1000))
                 self._stages.emit_erasures(self._owned.raw_partitions(), now_ms)
                 txn = self._txns.current
                 if txn is not None and (

@@ -425,6 +425,37 @@ def test_a_backlog_of_bundles_is_taken_in_batches_of_the_usual_work(
     assert later and all(limit <= 10 for limit, _got in later)
 
 
+def test_the_window_judges_deadlines_by_the_clock_after_the_batch(
+    workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch can take a good part of the window's margin: the release that follows it
+    is asked with the time it runs at, not the time of the poll, or a pool due meanwhile
+    would wait a whole loop turn more (and its hold be counted short by the batch)."""
+    cluster, transport, topics = fresh_cluster(workload)
+    publish(transport, topics, workload.events[:200])
+    done: list[int] = []  # when the batch of the current loop turn was processed
+    turns: list[tuple[int, int]] = []  # (that time, the time its release was asked with)
+    process, release = BatchStages.process, BatchStages.release
+
+    def slow_process(self: BatchStages, *args: object, **kwargs: object) -> bool:
+        took = process(self, *args, **kwargs)  # type: ignore[arg-type]
+        time.sleep(0.02)  # the batch's work, long enough to tell the two clocks apart
+        done[:] = [int(time.time() * 1000)]
+        return took
+
+    def noted_release(self: BatchStages, now_ms: int) -> None:
+        if done:
+            turns.append((done.pop(), now_ms))
+        release(self, now_ms)
+
+    monkeypatch.setattr(BatchStages, "process", slow_process)
+    monkeypatch.setattr(BatchStages, "release", noted_release)
+    worker = WorkerThread(transport, topics).start()
+    wait_for(lambda: unconsumed(cluster, topics) == 0, SETTLE_S, "the events taken")
+    worker.halt()
+    assert turns and all(asked >= processed for processed, asked in turns), turns
+
+
 def test_the_poll_limit_follows_the_held_records_the_last_poll_carried() -> None:
     limit = BatchStages.poll_limit
     assert limit(100, 0, 0) == 100  # nothing taken: the usual limit
