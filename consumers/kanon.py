@@ -2,7 +2,9 @@
 
 Records are held per schema. When a schema's oldest held record comes within
 `spread_ms + margin_ms` of its deadline (`added_ms + max_delay_ms - margin_ms -
-spread_ms <= now`), every record held for that schema is grouped at once
+spread_ms <= now`), or will have by the next `release()` call (expected as far ahead
+as the last one was, a quarter of δ at most, so that a busy worker's long loop turns
+do not hold records past δ), every record held for that schema is grouped at once
 (`consumers.grouping`): each group has at least k distinct persons and is released with
 one content, generalized field by field only as far as its own members need; records no
 group can take are suppressed. The grouping work is done once per pool, not per record.
@@ -189,6 +191,7 @@ class KAnonymityWindow:
         self._by_source: dict[Source, dict[str, None]] = {}
         self._seq = 0
         self._last_call_ms: int | None = None
+        self._gap_ms = 0
         self.added_total = 0
         self.released_total = 0
         self.suppressed_total = 0
@@ -260,12 +263,20 @@ class KAnonymityWindow:
         """Group and let out every schema's pool whose oldest record is about due."""
         batch = ReleaseBatch()
         due = self.max_delay_ms - self.margin_ms
-        # The schedule is met as of the next call, expected as far ahead as the last one.
+        # Deadlines are met as of the next call, expected as far ahead as the longest
+        # recent gap between calls (it decays by an eighth a call; a quarter of δ at
+        # most): a pool due for grouping by then is grouped now, and the schedule sends
+        # what it asks for by then. A busy worker's long loop turns (the one after a
+        # release most of all) would otherwise hold records past δ.
         last, self._last_call_ms = self._last_call_ms, now_ms
-        ahead = now_ms if last is None else now_ms + max(0, now_ms - last)
+        if last is not None:
+            self._gap_ms = min(
+                max(now_ms - last, self._gap_ms - self._gap_ms // 8), self.max_delay_ms // 4
+            )
+        ahead = now_ms + self._gap_ms
         for schema, pool in self._pools.items():
             oldest = self._oldest(pool)
-            if oldest is not None and oldest + due - self.spread_ms <= now_ms:
+            if oldest is not None and oldest + due - self.spread_ms <= ahead:
                 if pool.outbox is not None:  # records back from a dissolved group
                     self._send(pool, batch, None)
                 self._form(self.plans[schema], pool, batch, now_ms, oldest + due)

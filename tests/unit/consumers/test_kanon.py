@@ -73,6 +73,39 @@ def test_nothing_leaves_before_the_oldest_record_is_within_the_margin_of_its_dea
     assert w.pending_count == 0
 
 
+def test_a_pool_due_before_the_next_expected_call_leaves_now() -> None:
+    """Calls 1.5 s apart: the pool due at 59 s leaves at the call of 58.5 s, not at the
+    next one, which would hold it past δ."""
+    w = window(spread=0)
+    for i in range(10):
+        w.add(entry(str(i), f"p{i}", device()), now_ms=0)
+    assert not w.release(now_ms=57_000).released
+    assert len(w.release(now_ms=58_500).released) == 10
+
+
+def test_one_long_gap_between_calls_is_expected_again_for_a_while() -> None:
+    """After a long loop turn (as the one after a release) the next call, a short gap
+    later, still expects the next one about as far ahead (less an eighth per call)."""
+    w = window(spread=0)
+    for i in range(10):
+        w.add(entry(str(i), f"p{i}", device()), now_ms=0)
+    assert not w.release(now_ms=57_590).released
+    assert not w.release(now_ms=58_290).released  # a 700 ms gap: looks to 58,990
+    # 100 ms later it still looks 613 ms ahead (700 less an eighth), to 59,003: past
+    # the deadline of 59,000 (δ less the margin), so the pool leaves now.
+    assert len(w.release(now_ms=58_390).released) == 10
+
+
+def test_the_expected_gap_between_calls_counts_a_quarter_of_the_delay_at_most() -> None:
+    w = window(spread=0)
+    for i in range(10):
+        w.add(entry(str(i), f"p{i}", device()), now_ms=0)
+    assert not w.release(now_ms=0).released
+    # 40 s since the last call: counted as 15 s, so not yet due (59 s > 40 + 15).
+    assert not w.release(now_ms=40_000).released
+    assert len(w.release(now_ms=59_000).released) == 10
+
+
 def spread_pool(w: KAnonymityWindow, groups: int) -> None:
     """`groups` groups of ten persons each (one model per group), all added at time 0."""
     for g in range(groups):
