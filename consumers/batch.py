@@ -182,11 +182,12 @@ class BatchStages:
             return limit
         return max(1, limit * records // entries)
 
-    def release(self, now_ms: int) -> None:
-        """Let out what the window's deadline allows: released groups and suppressed records."""
+    def release(self, now_ms: int) -> bool:
+        """Let out what the window's deadline allows: released groups and suppressed
+        records; True when anything left."""
         batch = self._window.release(now_ms)
         if not batch.released and not batch.suppressed:
-            return
+            return False
         log.info(
             "k-anonymity window released",
             extra={"released": len(batch.released), "suppressed": len(batch.suppressed)},
@@ -209,6 +210,7 @@ class BatchStages:
             txn.capped["released"] += batch.capped_released
         if batch.capped_suppressed:
             txn.capped["suppressed"] += batch.capped_suppressed
+        return True
 
     def _forget_pending(self, txn: Txn, entry: PendingEntry) -> None:
         if txn.added.pop(entry.pending_id, None) is None and entry.pending_id in self._book:

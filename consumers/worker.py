@@ -271,11 +271,17 @@ class Worker:
                 if messages:
                     self._narrowing.took(messages)
                     self._process(messages, now_ms)
-                if (not restored or messages) and not self._company.waiting():
-                    # Records restored past their deadline (they waited out a restart) get
-                    # one polled batch of company before they leave, not an empty window.
-                    # The window judges deadlines by the clock now, not at the poll: the
-                    # batch may have taken a good part of the margin.
+                # Records restored past their deadline (they waited out a restart) get
+                # one polled batch of company before they leave, not an empty window.
+                # The window judges deadlines by the clock now, not at the poll: the
+                # batch may have taken a good part of the margin. After a release it
+                # looks again at once, the release's own time in hand: a pool that came
+                # due while another was sent leaves now, not a turn later.
+                if (
+                    (not restored or messages)
+                    and not self._company.waiting()
+                    and self._stages.release(int(time.time() * 1000))
+                ):
                     self._stages.release(int(time.time() * 1000))
                 self._stages.emit_erasures(self._owned.raw_partitions(), now_ms)
                 txn = self._txns.current

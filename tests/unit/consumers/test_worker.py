@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 from consumers.batch import BatchStages
 from consumers.kanon import PendingEntry
 from consumers.route import SOURCE_OFFSET, SOURCE_TOPIC
+from consumers.worker import Worker
 from ingest.kafka import ProducerOptions, TopicPartition
 from ingest.kafka.base import Message
 from ingest.kafka.topics import TopicSet
@@ -454,6 +455,45 @@ def test_the_window_judges_deadlines_by_the_clock_after_the_batch(
     wait_for(lambda: unconsumed(cluster, topics) == 0, SETTLE_S, "the events taken")
     worker.halt()
     assert turns and all(asked >= processed for processed, asked in turns), turns
+
+
+def test_a_release_is_followed_at_once_by_another_look_at_the_window(
+    workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sending a released pool takes time, in which another pool can come due: the loop
+    asks the window again in the same turn, with the clock after the release, instead
+    of leaving that pool a whole turn late."""
+    cluster, transport, topics = fresh_cluster(workload)
+    publish(transport, topics, workload.events[:300])
+    steps: list[tuple[str, int, bool]] = []  # ("release", asked with, let anything out)
+    release, ready = BatchStages.release, Worker._update_ready
+
+    def noted_release(self: BatchStages, now_ms: int) -> bool:
+        out = release(self, now_ms)
+        steps.append(("release", now_ms, out))
+        return out
+
+    def noted_turn(self: Worker) -> None:
+        steps.append(("turn", 0, False))
+        ready(self)
+
+    monkeypatch.setattr(BatchStages, "release", noted_release)
+    monkeypatch.setattr(Worker, "_update_ready", noted_turn)
+    worker = WorkerThread(transport, topics).start()
+    wait_for(lambda: unconsumed(cluster, topics) == 0, SETTLE_S, "the events taken")
+    wait_for(lambda: any(out for _, _, out in steps), SETTLE_S, "a release")
+    worker.halt()
+    # A turn's first release that let anything out (a second look is not followed by a
+    # third: its pools were due within the release it followed).
+    after = [
+        i
+        for i, (kind, _, out) in enumerate(steps)
+        if kind == "release" and out and (i == 0 or steps[i - 1][0] == "turn")
+    ]
+    assert after
+    for i in after:
+        kind, asked, _ = steps[i + 1]
+        assert kind == "release" and asked >= steps[i][1], steps[i : i + 2]
 
 
 def test_the_poll_limit_follows_the_held_records_the_last_poll_carried() -> None:
