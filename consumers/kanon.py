@@ -5,21 +5,21 @@ Records are held per schema. When a schema's oldest held record comes within
 spread_ms <= now`), or will have by the next `release()` call (expected as far ahead
 as the longest recent gap between calls, a quarter of δ at most, so that a busy
 worker's long loop turns do not hold records past δ), every record held for that
-schema is grouped at once
-(`consumers.grouping`): each group has at least k distinct persons and is released with
-one content, generalized field by field only as far as its own members need; records no
-group can take are suppressed. The grouping work is done once per pool, not per record.
+schema is grouped at once (`consumers.grouping`): each group has at least k distinct
+persons and is released with one content, generalized field by field only as far as
+its own members need; records no group can take are suppressed. The grouping work is
+done once per pool, not per record.
 
 The formed groups then leave over the next `spread_ms` (a sixtieth of δ by default),
 whole groups in each `release()` call, as many as a linear schedule asks for by the
-next expected call: so a worker's loop sends a
-pool's records over several turns instead of stopping for one long release. All of
-them are out by the oldest record's deadline less the margin (a sixtieth of δ by
-default, 1 s of 60 s), which leaves room for the loop turn, so no record waits longer
-than δ unless the worker itself stalls longer than that. A group waiting to leave is
-still held: counted, checkpointed, capped. A revoked partition dissolves every waiting
-group that loses a member; the rest of such a group goes back to its pool. A longer
-spread groups each pool earlier, with fewer persons in it (PRIVACY.md has the cost).
+next expected call: so a worker's loop sends a pool's records over several turns
+instead of stopping for one long release. All of them are out by the oldest record's
+deadline less the margin (a sixtieth of δ by default, 1 s of 60 s), which leaves room
+for the loop turn, so no record waits longer than δ unless the worker itself stalls
+longer than that. A group waiting to leave is still held: counted, checkpointed,
+capped. A revoked partition dissolves every waiting group that loses a member; the
+rest of such a group goes back to its pool. A longer spread groups each pool earlier,
+with fewer persons in it (PRIVACY.md has the cost).
 
 The content is the whole visible record: every field but the fresh `anon_id`, and
 the Kafka timestamp, which is the start of the released time bucket (never the

@@ -4,8 +4,9 @@ Every released record gets a fresh random id and leaves in a random order. Each 
 from `os.urandom` or `random.SystemRandom` is a system call, and a shuffle makes one per
 record: on a busy virtual machine a profiled worker spent about 9 µs per record in them.
 Here the same source is read 4 KiB at a time (256 ids per call), and a shuffle sorts by
-one random 64-bit key per item, all drawn in one call. The bytes are the kernel's, as
-before; a child process forked after a draw reads its own, never the parent's block.
+one random 64-bit key per item, all drawn at once from the same blocks. The bytes are
+the kernel's, as before; a child process forked after a draw reads its own, never the
+parent's block.
 """
 
 from __future__ import annotations
@@ -54,12 +55,12 @@ def shuffle(items: MutableSequence[Any]) -> None:
     """Put `items` in a uniformly random order, in place.
 
     Sorting by independent random 64-bit keys gives every order the same chance (two
-    equal keys among a million items: about one chance in 36 million), with one read
-    of the OS source for the whole list instead of one per item.
+    equal keys among a million items: about one chance in 36 million), with the keys
+    drawn at once (from the current block when they fit) instead of one read per item.
     """
     n = len(items)
     if n < 2:
         return
-    keys = memoryview(os.urandom(8 * n)).cast("Q")
+    keys = memoryview(random_bytes(8 * n)).cast("Q")
     order = sorted(range(n), key=keys.__getitem__)
     items[:] = [items[i] for i in order]
