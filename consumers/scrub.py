@@ -74,7 +74,11 @@ def resolve_overlaps(candidates: list[Finding]) -> list[Finding]:
 
 def find(text: str, recognizers: tuple[Recognizer, ...] = RECOGNIZERS) -> list[Finding]:
     """Non-overlapping findings in `text`, in text order (longest, then most specific, wins)."""
-    return resolve_overlaps([finding for rec in recognizers for finding in rec.find(text)])
+    candidates: list[Finding] = []
+    for rec in recognizers:
+        if rec.may_hold(text):  # most skip here, without making a generator
+            candidates.extend(rec.findings(text))
+    return resolve_overlaps(candidates)
 
 
 def _replace(text: str, findings: list[Finding], found: dict[str, int]) -> str:

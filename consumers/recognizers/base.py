@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # A digit-based identifier cannot start or end inside a run of ASCII letters or digits.
 # ASCII only on purpose: CJK characters are `\w` in Python and often sit right beside
@@ -48,8 +48,9 @@ class Recognizer:
     `check` receives the match (its `.string` is the whole text, for context) and returns
     the entity to report, or None to reject the match. When a pattern has a group named
     `value`, only that group is reported, so a label such as `idfa=` stays readable.
-    Two cheap gates run first: a text holding none of the characters of `triggers`
-    (when given) cannot hold this entity, nor can a text `prefilter` does not match.
+    Two cheap gates run first (`may_hold`): a text holding none of the characters of
+    `triggers` (when given) cannot hold this entity, nor can a text `prefilter` does not
+    match.
     """
 
     entity: str
@@ -58,13 +59,28 @@ class Recognizer:
     prefilter: re.Pattern[str]
     priority: int
     triggers: str = ""
+    _any_trigger: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # One character-class search in C: a third cheaper than testing each trigger in a
+        # generator (the scrubber asks every recognizer about every free-text value).
+        gate = re.compile(f"[{re.escape(self.triggers)}]") if self.triggers else None
+        object.__setattr__(self, "_any_trigger", gate)
+
+    def may_hold(self, text: str) -> bool:
+        """False when `text` certainly holds no finding: no trigger, or no prefilter match."""
+        gate = self._any_trigger
+        if gate is not None and gate.search(text) is None:
+            return False
+        return self.prefilter.search(text) is not None
 
     def find(self, text: str) -> Iterator[Finding]:
         """Yield every validated finding of this recognizer in `text`."""
-        if self.triggers and not any(char in text for char in self.triggers):
-            return
-        if self.prefilter.search(text) is None:
-            return
+        if self.may_hold(text):
+            yield from self.findings(text)
+
+    def findings(self, text: str) -> Iterator[Finding]:
+        """`find` without the gates, for a caller that asked `may_hold` already."""
         for pattern in self.patterns:
             has_value_group = "value" in pattern.groupindex
             for match in pattern.finditer(text):
