@@ -80,8 +80,13 @@ class Worker:
         topics: TopicSet,
         settings: PipelineSettings,
         sink: Transport | None = None,
+        *,
+        settle_heap: bool = False,
     ) -> None:
+        """`settle_heap`: tune this process's garbage collector once the consent table is
+        read (`consumers.startup.settle_heap`); for a worker that owns its process."""
         self.settings = settings
+        self._settle_heap = settle_heap
         self.topics = topics
         self._source = source
         self._sink = sink or source
@@ -181,6 +186,8 @@ class Worker:
             loaded = self._feed.catch_up(timeout_s=120)
             self._note_consent()
             self.health.consent_loaded = True
+            if self._settle_heap:
+                startup.settle_heap()
             log.info(
                 "consent table loaded", extra={"records": loaded, "users": len(self._feed.table)}
             )

@@ -139,7 +139,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         sink = make_transport(
             load_settings(bootstrap_servers=settings.sink_bootstrap_servers, client=kafka.client)
         )
-    worker = Worker(source, topics, settings, sink=sink)
+    worker = Worker(source, topics, settings, sink=sink, settle_heap=True)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         worker.stop_event.set()

@@ -70,6 +70,7 @@ class WorkerThread:
         index: int = 0,
         max_delay_ms: int = 2_000,
         held_format: Literal["bundled", "compact", "named"] = "bundled",
+        settle_heap: bool = False,
     ) -> None:
         self.settings = PipelineSettings(
             held_format=held_format,
@@ -85,7 +86,7 @@ class WorkerThread:
             poll_timeout_ms=50,
             residency_recheck_ms=1_000,  # the watch thread sleeps this long before it stops
         )
-        self.worker = Worker(transport, topics, self.settings)
+        self.worker = Worker(transport, topics, self.settings, settle_heap=settle_heap)
         self.transactional_id = self.settings.transactional_id(topics.prefix)
         self.status: int | None = None
         self.error: BaseException | None = None
