@@ -76,12 +76,16 @@ class RegroupKeys:
         return None if self._partition_of is None else self._partition_of(key)
 
     def key(self, schema: str, level0: tuple[Any, ...], now_ms: int) -> bytes:
-        """The repartition key of one record of `schema`, from its level-0 values."""
-        paths = self._plans[schema].paths(level0)
+        """The repartition key of one record of `schema`, from its level-0 values.
+
+        Only the fields the key reads are climbed, each through its ladder's memo of
+        distinct values: the whole record's paths are the grouping worker's to compute.
+        """
+        ladders = self._plans[schema].ladders
         self._age(now_ms)
         key = schema
-        for depth in range(1, min(len(paths), MAX_KEY_FIELDS + 1)):
-            value = _coarse(paths[depth])
+        for depth in range(1, min(len(ladders), MAX_KEY_FIELDS + 1)):
+            value = _coarse(ladders[depth].values(level0[depth]))
             key = f"{key}{SEPARATOR}{'' if value is None else value}"
             self._counts[key] = self._counts.get(key, 0.0) + 1
             if not self._hot(key):
