@@ -16,7 +16,8 @@ nothing else in it calls, and callgrind writes its counters out on every entry t
 garbage collection runs before each stage in a dump of its own, so what one stage
 left behind is not collected inside the next; hash randomization is off
 (PYTHONHASHSEED=0), and the clock is fixed (`CLOCK_MS`), so every run holds and
-releases the same records. Simulating the input and building the stages are not counted.
+releases the same records. Simulating the input and building the stages are not counted;
+the collector is then tuned as `consentgate run` tunes it (`consumers.startup.settle_heap`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.stages import STAGES, counts, per_record, simulated
+from consumers.startup import settle_heap
 
 DEFAULT_EVENTS = 3_000
 CLOCK_MS = 1_796_083_200_000
@@ -50,6 +52,7 @@ def run_inside() -> None:
     """Under callgrind: build the stages, run each between two marks, print the counts."""
     events = int(sys.argv[sys.argv.index("--inside") + 1])
     path = simulated(events, now_ms=CLOCK_MS)
+    settle_heap()  # as `consentgate run` does once its start-up state is built
     for name, _per in STAGES:
         _mark()  # ends the previous part: the set-up or the previous stage
         gc.collect()
