@@ -104,7 +104,12 @@ def test_presence_of_a_value(value: object, present: bool) -> None:
     st.fixed_dictionaries(
         {},
         optional={
-            name: st.one_of(st.none(), st.just(""), st.just([]), st.text(max_size=3), st.integers())
+            name: st.one_of(
+                st.sampled_from([None, "", [], {}, (), 0, 0.0, False, b""]),
+                st.text(max_size=3),
+                st.integers(),
+                st.lists(st.integers(), max_size=2),
+            )
             for name in field_tags("device_event")
         },
     )
