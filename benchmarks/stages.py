@@ -44,7 +44,7 @@ from consumers.pipeline import Item, Pipeline, invalid_reason
 from consumers.regroup import RegroupKeys
 from consumers.release_policy import ReleasePlan
 from consumers.route import OutRecord, Router
-from consumers.scrub import scrub
+from consumers.scrub import CleanTextMemo
 from consumers.settings import PipelineSettings
 from consumers.tagging import count_levels
 from consumers.worker import Worker
@@ -93,7 +93,7 @@ class HotPath:
         settings = self.settings = PipelineSettings(demo_mode=True)
         self.rules = ConsentRules()
         policy = load_policy()
-        self.anonymizer = Anonymizer(policy, scrub)
+        self.anonymizer = Anonymizer(policy, CleanTextMemo())  # as the worker's
         self.schema_of = {topics.name(r): s for r, s in SCHEMA_OF_ROLE.items()}  # type: ignore[arg-type]
         self.pipeline = Pipeline(
             codec, self.rules, self.anonymizer, settings.person_key(), self.schema_of

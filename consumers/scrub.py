@@ -3,7 +3,8 @@
 `scrub` runs every recognizer of `consumers.recognizers.RECOGNIZERS` (each skips the
 text at once when its prefilter finds nothing), resolves overlapping findings (longer
 wins, then the more specific entity) and replaces each kept span by `<ENTITY>`.
-A text with nothing to replace comes back as the same object. Pure: no state, no I/O.
+A text with nothing to replace comes back as the same object. `scrub` is pure: no
+state, no I/O; `CleanTextMemo` wraps it with a bounded memory of the clean texts.
 
 The work is linear in the length of the text, whatever it holds: every recognizer's
 regexes are structurally linear (see `consumers.recognizers.base`) and overlaps are
@@ -15,6 +16,7 @@ releasing it unscrubbed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consumers.recognizers import RECOGNIZERS, Finding, Recognizer
@@ -22,6 +24,10 @@ from consumers.recognizers import RECOGNIZERS, Finding, Recognizer
 MAX_PASSES = 8
 MAX_TEXT_CHARS = 64 * 1024
 """Longest free-text value the anonymizer scrubs; a longer one is withheld, never released."""
+CLEAN_MEMO_TEXTS = 4096
+"""Clean texts a `CleanTextMemo` remembers before it starts over."""
+CLEAN_MEMO_MAX_CHARS = 1024
+"""Longest text a `CleanTextMemo` remembers: at most 4 Mi characters in all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +117,45 @@ def scrub(text: str, recognizers: tuple[Recognizer, ...] = RECOGNIZERS) -> Scrub
         if not findings:
             break
     return ScrubResult(text, found)
+
+
+class CleanTextMemo:
+    """A scrubber that remembers the texts it found nothing in, and answers those at once.
+
+    Free text repeats: a URL template names a page, not a visit, and log messages come
+    from a few format strings. Only a text with nothing to replace is remembered: by the
+    scrubber's own judgment it holds no personal data, and it is released as it is. A
+    text with findings is scrubbed again each time and never kept. Bounded: at most
+    CLEAN_MEMO_TEXTS texts of at most CLEAN_MEMO_MAX_CHARS characters (then it starts
+    over), and a lookup hashes the text once, so the work stays linear in its length.
+    Its answers equal the scrubber's.
+    """
+
+    def __init__(
+        self,
+        scrubber: Callable[[str], ScrubResult] = scrub,
+        texts: int = CLEAN_MEMO_TEXTS,
+        max_chars: int = CLEAN_MEMO_MAX_CHARS,
+    ) -> None:
+        self._scrubber = scrubber
+        self._texts = texts
+        self._max_chars = max_chars
+        self._clean: set[str] = set()
+
+    def __call__(self, text: str) -> ScrubResult:
+        """`scrubber(text)`, without scrubbing a remembered clean text again."""
+        short = len(text) <= self._max_chars
+        if short and text in self._clean:
+            return ScrubResult(text, {})
+        result = self._scrubber(text)
+        if short and not result.found:
+            if len(self._clean) >= self._texts:
+                self._clean.clear()
+            self._clean.add(text)
+        return result
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._clean
+
+    def __len__(self) -> int:
+        return len(self._clean)

@@ -26,7 +26,7 @@ from consumers.pipeline import Pipeline
 from consumers.release_policy import ReleasePlan
 from consumers.residency import check_residency
 from consumers.route import Router
-from consumers.scrub import scrub
+from consumers.scrub import CleanTextMemo
 from consumers.settings import PipelineSettings
 from ingest.errors import TransportError
 from ingest.kafka import Consumer, ConsumerOptions, Transport
@@ -100,7 +100,7 @@ def build_parts(settings: PipelineSettings, topics: TopicSet, codec: Codec) -> P
             guardian_age=settings.guardian_age,
             missing_birth_needs_guardian=settings.missing_birth_needs_guardian,
         ),
-        Anonymizer(policy, scrub),
+        Anonymizer(policy, CleanTextMemo()),
         settings.person_key(),
         {topics.name("raw_device"): "device_event", topics.name("raw_log"): "log_event"},
         max_raw_bytes=settings.max_raw_record_bytes,

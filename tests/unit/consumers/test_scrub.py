@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumers.recognizers import RECOGNIZERS, Finding
-from consumers.scrub import ScrubResult, find, resolve_overlaps, scrub
+from consumers.scrub import CleanTextMemo, ScrubResult, find, resolve_overlaps, scrub
 
 
 def luhn_check_digit(body: str) -> str:
@@ -272,3 +272,33 @@ def test_overlap_resolution_keeps_what_the_pairwise_check_keeps(candidates: list
 def test_find_keeps_what_the_pairwise_check_keeps(text: str) -> None:
     candidates = [finding for rec in RECOGNIZERS for finding in rec.find(text)]
     assert find(text) == naive_resolution(candidates)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(PIECES, NOISE), max_size=12))
+def test_the_clean_text_memo_answers_as_the_scrubber_and_keeps_only_clean_texts(
+    texts: list[str],
+) -> None:
+    memo = CleanTextMemo(texts=5, max_chars=20)
+    for text in [*texts, *texts]:  # every text asked twice, the second time maybe remembered
+        assert memo(text) == scrub(text)
+        assert len(memo) <= 5
+    for text in texts:
+        if text in memo:
+            assert scrub(text).found == {} and len(text) <= 20
+
+
+def test_the_clean_text_memo_scrubs_a_text_with_findings_every_time() -> None:
+    calls: list[str] = []
+
+    def counting(text: str) -> ScrubResult:
+        calls.append(text)
+        return scrub(text)
+
+    memo = CleanTextMemo(counting)
+    clean, personal = "page /home opened", "call 13800138000 back"
+    for _ in range(3):
+        assert memo(clean).text == clean
+        assert memo(personal).text == "call <PHONE> back"
+    assert calls == [clean, personal, personal, personal]
+    assert clean in memo and personal not in memo
