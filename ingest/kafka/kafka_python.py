@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +30,8 @@ from ingest.kafka.kafka_python_config import common_config
 
 log = logging.getLogger(__name__)
 
+FORCE_CLOSE_WAIT_S = 10.0
+"""How long a forced close waits for kafka-python's sender thread to end."""
 _COMPRESSION = {"none": None, "lz4": "lz4", "gzip": "gzip", "snappy": "snappy", "zstd": "zstd"}
 
 
@@ -134,8 +137,26 @@ class KafkaPythonProducer:
     def close(self, timeout_s: float = 30.0) -> None:
         try:
             self._p.close(timeout=timeout_s)
+        except kerr.KafkaTimeoutError as exc:
+            self._force_close()
+            raise map_error(exc, "producer close failed") from exc
         except kerr.KafkaError as exc:
             raise map_error(exc, "producer close failed") from exc
+
+    def _force_close(self) -> None:
+        """Stop the I/O thread that kafka-python's close left running, and close again.
+
+        kafka-python 3.0.12's close flushes first and, when that flush times out, raises
+        before it stops its sender thread, which then retries (a dead broker, say) for
+        the life of the process. Force-closing it fails the records still undelivered
+        (each counted as a failure) and lets a second close finish.
+        """
+        sender = getattr(self._p, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+            sender.join(FORCE_CLOSE_WAIT_S)
+        with contextlib.suppress(kerr.KafkaError):
+            self._p.close(timeout=0)
 
     def init_transactions(self, timeout_s: float = 60.0) -> None:
         try:

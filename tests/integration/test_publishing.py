@@ -35,6 +35,7 @@ from ingest.simulator.fleet import Fleet
 from ingest.simulator.simulate import Simulation
 from schemas.codec import Codec
 from tests.integration.topic_sets import create_topics
+from tests.integration.worker_harness import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -180,6 +181,7 @@ def test_killing_the_broker_fails_flush_and_every_reported_delivery_is_in_the_lo
         options = ProducerOptions(
             linger_ms=5, delivery_timeout_ms=5_000, request_timeout_ms=2_000, compression="lz4"
         )
+        threads_before = set(threading.enumerate())
         publisher = Publisher(transport, topics, options)
         # Warm up: the producer is connected and has taken records before the broker dies.
         first = _send_paced(publisher, items[:500], per_ms=5)
@@ -199,6 +201,11 @@ def test_killing_the_broker_fails_flush_and_every_reported_delivery_is_in_the_lo
             publisher.flush(1)
         with pytest.raises(DeliveryError):
             publisher.close(1)  # still undelivered: closing says so too, and does not hang
+        # ... and leaves no client thread behind retrying the dead broker for ever.
+        wait_for(
+            lambda: not [t for t in threading.enumerate() if t not in threads_before],
+            what="the closed producer's threads to end",
+        )
 
         codec = Codec()
         delivered: dict[tuple[str, int, int], bytes] = {}
