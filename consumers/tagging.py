@@ -57,11 +57,15 @@ def _plan(schema_name: str) -> tuple[_FieldPlan, ...]:
     )
 
 
+_SIZED = (str, list, tuple, dict)
+"""The types whose empty values are absent (`is_present`, `count_levels`)."""
+
+
 def is_present(value: object) -> bool:
     """True when a field value carries data: not None and not an empty str, list or map."""
     if value is None:
         return False
-    if isinstance(value, str | list | tuple | dict):
+    if isinstance(value, _SIZED):
         return len(value) > 0
     return True
 
@@ -78,10 +82,6 @@ def _level_getters(
             getter = itemgetter(*names, names[0]) if len(names) == 1 else itemgetter(*names)
             out.append((level.value, getter, len(names)))
     return tuple(out)
-
-
-_SIZED = (str, list, tuple, dict)
-"""The types whose empty (falsy) values `is_present` calls absent."""
 
 
 def count_levels(schema_name: str, event: Mapping[str, Any]) -> list[tuple[str, int]]:
